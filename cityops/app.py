@@ -1,0 +1,73 @@
+"""FastAPI application factory: one app serving the REST API (/api/v1), Open311 (/open311/v2)
+and the console (/)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cityops import __version__
+from cityops.errors import CityOpsError
+from cityops.logging import configure_logging
+
+# Each domain package exposes ``router`` in its ``api`` module; the order is the order in /docs.
+DOMAIN_APIS = [
+    "cityops.security.api",
+    "cityops.geo.api",
+    "cityops.registry.api",
+    "cityops.cases.api",
+    "cityops.cases.open311",
+    "cityops.console.api",
+]
+
+OPENAPI_TAGS = [
+    {"name": "health", "description": "存活检查 Liveness"},
+    {"name": "auth", "description": "登录与账号 Accounts, tokens, API keys"},
+    {"name": "security", "description": "角色、审计、数据安全屋 Roles, audit, data safe room"},
+    {"name": "areas", "description": "行政区划与网格 Administrative areas and unit grids"},
+    {"name": "layers", "description": "多格合一 Grid layers, topology, crosswalk"},
+    {"name": "registry", "description": "基础数据 人、地、房、物、组织 Base data"},
+    {"name": "cases", "description": "一网统管 案件闭环 Case workflow"},
+    {"name": "catalogue", "description": "部件事件目录、时限、工作日历 Catalogue and calendar"},
+    {"name": "evaluation", "description": "绩效评价 Evaluation"},
+    {"name": "open311", "description": "Open311 GeoReport v2"},
+    {"name": "console", "description": "城运驾驶舱 Console data"},
+]
+
+
+def create_app(**overrides: Any) -> FastAPI:
+    configure_logging()
+    app = FastAPI(
+        title="cityops 城运 API",
+        version=__version__,
+        description="城市运行一网统管平台 — city operations, closed-loop cases, early warning and "
+        "emergency response for a Chinese district (model user: 上海市松江区 310117).",
+        openapi_tags=OPENAPI_TAGS,
+        **overrides,
+    )
+
+    @app.exception_handler(CityOpsError)
+    async def _cityops_error(_request: Request, exc: CityOpsError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content=exc.body(), headers=getattr(exc, "headers", None))
+
+    @app.get("/healthz", tags=["health"], summary="存活检查 Liveness probe")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for name in DOMAIN_APIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # domain not built yet
+                continue
+            raise
+        setup = getattr(module, "setup_app", None)
+        if setup is not None:
+            setup(app)
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+    return app

@@ -1,0 +1,106 @@
+"""The one command-line entry point: ``cityops``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(help="cityops 城运 — city operations platform", no_args_is_help=True)
+db_app = typer.Typer(help="database 数据库", no_args_is_help=True)
+seed_app = typer.Typer(help="demo data 演示数据", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+console = Console(stderr=True)
+
+# domains may add their own sub-commands: a module with ``register(app)``
+DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli"]
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply Alembic migrations (升级数据库结构)."""
+    from cityops.migrate import upgrade
+
+    upgrade(revision=revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@seed_app.command("demo")
+def seed_demo_cmd(small: bool = typer.Option(False, "--small", help="a small district for fast tests"),
+                  force: bool = typer.Option(False, "--force", help="replace existing data"),
+                  seed: int = typer.Option(20210220, help="random seed")) -> None:
+    """Generate and load the Songjiang-like demo district (生成演示区)."""
+    from cityops.db import session_scope
+    from cityops.demo.seed import seed_demo
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        with session_scope() as session:
+            created = seed_demo(session, small=small, force=force, rng_seed=seed, progress=tick)
+    console.print("[green]demo district seeded[/green]" if created else "demo district already present (use --force)")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("CITYOPS_PORT", "8000"))),
+          workers: int = 1, reload: bool = False) -> None:
+    """Serve the API and console (提供服务)."""
+    import uvicorn
+
+    uvicorn.run("cityops.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
+                log_level="info")
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("CITYOPS_PORT", "8000"))),
+         small: bool = False, feed: bool = typer.Option(True, help="keep synthetic reports arriving")) -> None:
+    """Upgrade the DB, seed the demo district if empty, print logins and serve (一键演示)."""
+    from cityops.migrate import upgrade
+
+    upgrade()
+    seed_demo_cmd(small=small, force=False, seed=20210220)
+    url = f"http://{host}:{port}/"
+    console.print(f"\n[bold]cityops 城运[/bold] console: [link]{url}[/link]   API docs: {url}docs\n")
+    try:
+        mod = importlib.import_module("cityops.security.cli")
+        mod.print_demo_logins(console)
+    except (ModuleNotFoundError, AttributeError):
+        pass
+    if feed:
+        try:
+            flows = importlib.import_module("cityops.cases.feed")
+            flows.start_background_feed()
+        except (ModuleNotFoundError, AttributeError):
+            pass
+    serve(host=host, port=port, workers=1, reload=False)
+
+
+def _register_domains() -> None:
+    for name in DOMAIN_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+def main() -> None:
+    _register_domains()
+    app(prog_name="cityops")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Settings from the environment (prefix ``CITYOPS_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYOPS_", env_file=None, extra="ignore")
+
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'cityops.db'}"
+    district_code: str = "310117"
+    timezone: str = "Asia/Shanghai"
+    secret_key: str = "change-me-in-production-cityops"
+    log_level: str = "INFO"
+    log_json: bool = False
+    # security policy (see cityops.security)
+    lockout_threshold: int = 5
+    lockout_minutes: int = 15
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    password_max_age_days: int = 90
+    single_session: bool = False
+    token_minutes: int = 60
+    safe_room_k: int = 5
+    login_rate_per_minute: int = 30
+    intake_rate_per_minute: int = 600
+    # grid topology tolerance (m) for slivers
+    topology_tolerance_m: float = 0.5
+    sliver_min_area_m2: float = 1.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

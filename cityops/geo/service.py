@@ -1,0 +1,203 @@
+"""Grid base services: areas, GeoJSON, point -> grid lookup. Plain functions taking a session."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo.locate import PolygonIndex
+from cityops.geo.models import LEVEL_LENGTH, Area, GridLayer, LayerGrid
+from cityops.security.principal import code_prefix_clause
+
+TYPE_DIGIT_KIND = {"0": "subdistrict", "1": "town", "2": "township", "3": "township", "4": "special_zone", "5": "special_zone"}
+
+
+# ---------------------------------------------------------------- codes
+
+def validate_area_code(code: str, level: str, parent_code: str | None = None) -> list[str]:
+    """Reasons why ``code`` is not a valid code of ``level`` (empty list when valid)."""
+    errs: list[str] = []
+    want = LEVEL_LENGTH.get(level)
+    if want is None:
+        return [f"unknown level {level!r}"]
+    if not code.isdigit():
+        errs.append("code must contain digits only")
+    if len(code) != want:
+        errs.append(f"a {level} code has {want} digits, got {len(code)}")
+    if parent_code is not None and not code.startswith(parent_code):
+        errs.append(f"code must start with its parent's code {parent_code}")
+    if parent_code is not None and level != "district" and len(parent_code) != want - 3:
+        errs.append(f"the parent of a {level} must have {want - 3} digits")
+    if level == "street" and len(code) == 9 and code.isdigit():
+        if code[6] not in TYPE_DIGIT_KIND:
+            errs.append(f"street/town type digit {code[6]} is not one of 0-5 (0 街道, 1 镇, 2-3 乡, 4-5 special zone)")
+        if code[6:9] == "000":
+            errs.append("street/town segment 000 is reserved")
+    if level in ("community", "grid") and code.isdigit() and len(code) == want and code[-3:] == "000":
+        errs.append("sequence 000 is reserved")
+    return errs
+
+
+# ---------------------------------------------------------------- reads
+
+def current_areas(session: Session) -> Any:
+    return select(Area).where(Area.valid_to.is_(None))
+
+
+def list_areas(session: Session, *, level: str | None = None, parent_code: str | None = None,
+               code_prefix: str | None = None, page: int = 1, page_size: int = 100) -> tuple[int, list[Area]]:
+    stmt = current_areas(session)
+    if level:
+        stmt = stmt.where(Area.level == level)
+    if parent_code:
+        stmt = stmt.where(Area.parent_code == parent_code)
+    if code_prefix:
+        stmt = stmt.where(code_prefix_clause(Area.code, code_prefix))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Area.code).offset((page - 1) * page_size).limit(page_size)).all()
+    return total, list(rows)
+
+
+def get_area(session: Session, code: str) -> Area:
+    area = session.scalar(current_areas(session).where(Area.code == code))
+    if area is None:
+        raise NotFound([Problem(f"no area with code {code}", ["path", "code"], "not_found")])
+    return area
+
+
+def count_children(session: Session, code: str) -> int:
+    return session.scalar(select(func.count()).select_from(Area).where(Area.parent_code == code, Area.valid_to.is_(None))) or 0
+
+
+def area_feature(a: Area, simplify_m: float = 0.0) -> dict[str, Any]:
+    geom = a.geom
+    if simplify_m > 0:
+        geom = shapely.simplify(geom, simplify_m / 111_000.0, preserve_topology=True)
+    return {
+        "type": "Feature",
+        "id": a.code,
+        "geometry": shapely.geometry.mapping(geom) if geom is not None else None,
+        "properties": {
+            "code": a.code, "name": a.name, "name_en": a.name_en, "level": a.level, "kind": a.kind,
+            "parent_code": a.parent_code, "area_m2": round(a.area_m2, 1), "population": a.population,
+        },
+    }
+
+
+def feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features}
+
+
+# ---------------------------------------------------------------- locate
+
+@dataclass
+class _Indexes:
+    stamp: tuple[Any, ...]
+    grids: PolygonIndex
+    names: dict[str, str]
+    parents: dict[str, str | None]
+    layers: list[tuple[str, str, PolygonIndex, dict[str, str]]]
+
+
+_cache: dict[str, _Indexes] = {}
+_lock = threading.Lock()
+
+
+def _stamp(session: Session) -> tuple[Any, ...]:
+    a = session.execute(select(func.count(), func.max(Area.valid_from)).select_from(Area).where(Area.valid_to.is_(None))).one()
+    lay = session.execute(select(func.count(), func.max(GridLayer.imported_at), func.sum(GridLayer.version)).select_from(GridLayer)).one()
+    return (tuple(a), tuple(lay))
+
+
+def indexes(session: Session) -> _Indexes:
+    """The point-in-grid indexes, rebuilt when the grids or layers change."""
+    key = str(session.get_bind().url)
+    stamp = _stamp(session)
+    cached = _cache.get(key)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        rows = session.execute(select(Area.code, Area.name, Area.parent_code, Area.level, Area.geom).where(Area.valid_to.is_(None))).all()
+        names = {r.code: r.name for r in rows}
+        parents = {r.code: r.parent_code for r in rows}
+        grid_rows = [r for r in rows if r.level == "grid"]
+        grids = PolygonIndex.build([r.code for r in grid_rows], [r.geom for r in grid_rows])
+        layers = []
+        for layer in session.scalars(select(GridLayer).where(GridLayer.is_unified.is_(False)).order_by(GridLayer.key)):
+            lg = session.execute(select(LayerGrid.code, LayerGrid.name, LayerGrid.geom).where(LayerGrid.layer_id == layer.id)).all()
+            layers.append((layer.key, layer.name, PolygonIndex.build([r.code for r in lg], [r.geom for r in lg]),
+                           {r.code: r.name for r in lg}))
+        built = _Indexes(stamp, grids, names, parents, layers)
+        _cache[key] = built
+        return built
+
+
+def locate_many(session: Session, lon: np.ndarray, lat: np.ndarray, with_layers: bool = True) -> list[dict[str, Any]]:
+    ix = indexes(session)
+    gidx = ix.grids.locate(lon, lat)
+    layer_hits = [(key, name, li.locate(lon, lat), li, lnames) for key, name, li, lnames in ix.layers] if with_layers else []
+    out = []
+    for k in range(len(gidx)):
+        item: dict[str, Any] = {"lat": float(lat[k]), "lon": float(lon[k])}
+        if gidx[k] < 0:
+            item.update(inside=False, message="点位不在本区范围内 the point is outside the district")
+        else:
+            g = str(ix.grids.codes[gidx[k]])
+            c = ix.parents.get(g)
+            s = ix.parents.get(c) if c else None
+            item.update(inside=True, grid_code=g, grid_name=ix.names.get(g), community_code=c,
+                        community_name=ix.names.get(c) if c else None, street_code=s,
+                        street_name=ix.names.get(s) if s else None)
+        item["layers"] = []
+        if gidx[k] >= 0:
+            item["layers"].append({"layer": "city_ops", "layer_name": "城运网格", "code": item["grid_code"], "name": item["grid_name"]})
+        for key, name, hits, li, lnames in layer_hits:
+            code = str(li.codes[hits[k]]) if hits[k] >= 0 else None
+            item["layers"].append({"layer": key, "layer_name": name, "code": code, "name": lnames.get(code) if code else None})
+        out.append(item)
+    return out
+
+
+def locate_one(session: Session, lat: float, lon: float) -> dict[str, Any]:
+    if not (-90 <= lat <= 90) or not (-180 <= lon <= 180):
+        raise InvalidInput([Problem("latitude must be within -90..90 and longitude within -180..180", ["query", "lat"])])
+    return locate_many(session, np.array([lon]), np.array([lat]))[0]
+
+
+def grid_indices_for(session: Session, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Vectorized: unified-grid codes (object array, None when outside) for many points."""
+    ix = indexes(session)
+    idx = ix.grids.locate(lon, lat)
+    codes = np.where(idx >= 0, ix.grids.codes[np.maximum(idx, 0)], None)
+    return codes
+
+
+def lineage(session: Session, grid_code: str) -> tuple[str | None, str | None]:
+    """(community_code, street_code) of a unit grid."""
+    ix = indexes(session)
+    c = ix.parents.get(grid_code)
+    return c, (ix.parents.get(c) if c else None)
+
+
+def area_detail(session: Session, code: str) -> dict[str, Any]:
+    from cityops.security.masking import mask_phone
+
+    a = get_area(session, code)
+    street = code[:9] if len(code) >= 9 else None
+    community = code[:12] if len(code) >= 12 else None
+    return {
+        "code": a.code, "name": a.name, "name_en": a.name_en, "level": a.level, "kind": a.kind,
+        "parent_code": a.parent_code, "area_m2": a.area_m2, "population": a.population, "synthetic": a.synthetic,
+        "responsible": [{**r, "phone": mask_phone(r.get("phone"))} for r in (a.responsible or [])],
+        "street_code": street, "community_code": community, "children": count_children(session, code),
+    }
