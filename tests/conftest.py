@@ -49,9 +49,14 @@ def use_database(url: str) -> None:
 
 
 def migrate(url: str) -> None:
-    from cityops.migrate import upgrade
+    """Create the schema from the models (fast); ``test_migrations`` checks separately that the
+    Alembic migrations produce exactly this schema."""
+    from cityops.db import make_engine
+    from cityops.models import load_all
 
-    upgrade(url)
+    engine = make_engine(url)
+    load_all().metadata.create_all(engine)
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
