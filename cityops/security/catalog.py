@@ -1,0 +1,75 @@
+"""The default permission and role catalogue.
+
+Roles are DATA: this catalogue is what ``cityops seed`` / the first migration loads into the
+``role`` and ``role_permission`` tables; a 安全管理员 may change them afterwards. Code only refers
+to permission names (``require("case.read")``), never to roles.
+"""
+
+from __future__ import annotations
+
+# permission -> (zh label, en label)
+PERMISSIONS: dict[str, tuple[str, str]] = {
+    # grid base
+    "layer.read": ("查看网格图层", "read grid layers"),
+    "layer.write": ("导入网格图层", "import grid layers"),
+    "area.write": ("维护行政区划与网格", "edit areas and grids"),
+    # base data
+    "registry.read": ("查看基础数据", "read base data"),
+    "registry.write": ("导入维护基础数据", "import and edit base data"),
+    "registry.export": ("导出基础数据", "export base data"),
+    "person.read": ("查看人口信息（脱敏）", "read persons (masked)"),
+    "person.unmask": ("查看明文个人信息（需事由）", "unmask personal data (with a reason)"),
+    # cases
+    "case.report": ("上报问题", "report a problem"),
+    "case.read": ("查看案件", "read cases"),
+    "case.act": ("办理案件", "act on cases (per transition table)"),
+    "case.export": ("导出案件", "export cases"),
+    "catalogue.read": ("查看部件事件目录", "read catalogue"),
+    "catalogue.write": ("维护目录、时限与日历", "edit catalogue, limits and calendar"),
+    "evaluation.read": ("查看绩效评价", "read evaluations"),
+    "hotline.import": ("导入12345工单", "import 12345 work orders"),
+    "signal.ingest": ("接入感知信号", "ingest sensor / video-AI signals"),
+    "open311.post": ("Open311 提交诉求", "post Open311 requests"),
+    "notification.read": ("查看消息", "read own notifications"),
+    "webhook.manage": ("管理推送订阅", "manage webhooks"),
+    # console
+    "console.view": ("使用城运驾驶舱", "use the console"),
+    # security administration (三权分立)
+    "account.manage": ("账号管理", "manage accounts"),
+    "apikey.manage": ("接口密钥管理", "manage API keys"),
+    "role.manage": ("角色权限与安全策略", "manage roles, permissions, policies"),
+    "audit.read": ("查看审计日志", "read the audit log"),
+    "saferoom.query": ("数据安全屋查询", "run safe-room queries"),
+    "saferoom.approve": ("审批数据安全屋查询", "approve safe-room queries"),
+    "export.approve": ("审批明文导出", "approve unmasked exports"),
+}
+
+_READ = {"registry.read", "person.read", "case.read", "catalogue.read", "evaluation.read", "console.view",
+         "layer.read", "notification.read"}
+
+# role code -> (zh label, en label, permissions, admin_triad)
+ROLES: dict[str, tuple[str, str, set[str], bool]] = {
+    "supervisor": ("监督员/网格员", "supervisor / grid worker", _READ | {"case.report", "case.act"}, False),
+    "intake_operator": ("受理员", "intake operator", _READ | {"case.report", "case.act", "hotline.import"}, False),
+    "shift_lead": ("值班长", "shift lead", _READ | {"case.report", "case.act", "case.export"}, False),
+    "dispatcher": ("派遣员", "dispatcher", _READ | {"case.report", "case.act", "case.export"}, False),
+    "dept_handler": ("部门处置人员", "department handler", _READ | {"case.act"}, False),
+    "dept_leader": ("部门负责人", "department leader", _READ | {"case.act", "case.export"}, False),
+    "street_operator": ("街镇城运中心操作员", "street/town operator",
+                        _READ | {"case.report", "case.act", "case.export", "registry.write", "registry.export"}, False),
+    "community_operator": ("居村城运工作站操作员", "community workstation operator",
+                           _READ | {"case.report", "case.act"}, False),
+    "district_commander": ("区城运中心指挥长", "district commander",
+                           _READ | {"case.report", "case.act", "case.export", "registry.export", "person.unmask",
+                                    "layer.write", "catalogue.write", "webhook.manage"}, False),
+    "cdc_analyst": ("疾控分析员", "CDC analyst", {"console.view", "registry.read", "saferoom.query", "evaluation.read"}, False),
+    "emergency_commander": ("应急指挥长", "emergency commander", _READ | {"case.report", "case.act", "person.unmask"}, False),
+    "sys_admin": ("系统管理员", "system administrator",
+                  {"account.manage", "apikey.manage", "console.view", "catalogue.write", "layer.write", "area.write",
+                   "registry.write", "webhook.manage"}, True),
+    "sec_admin": ("安全管理员", "security administrator",
+                  {"role.manage", "saferoom.approve", "export.approve", "console.view"}, True),
+    "audit_admin": ("审计管理员", "audit administrator", {"audit.read", "console.view"}, True),
+}
+
+ADMIN_TRIAD = {code for code, (*_rest, triad) in ROLES.items() if triad}
