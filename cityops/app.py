@@ -20,7 +20,9 @@ DOMAIN_APIS = [
     "cityops.registry.api",
     "cityops.cases.api",
     "cityops.cases.open311",
+    "cityops.cases.evaluation_api",
     "cityops.console.api",
+    "cityops.jobs.api",
 ]
 
 OPENAPI_TAGS = [
@@ -35,6 +37,8 @@ OPENAPI_TAGS = [
     {"name": "evaluation", "description": "绩效评价 Evaluation"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
+    {"name": "notifications", "description": "站内消息 In-app notifications"},
+    {"name": "webhooks", "description": "推送订阅与后台任务 Webhooks, outbox and job status"},
 ]
 
 
@@ -53,7 +57,11 @@ def create_app(**overrides: Any) -> FastAPI:
     async def _cityops_error(_request: Request, exc: CityOpsError) -> JSONResponse:
         return JSONResponse(status_code=exc.status_code, content=exc.body(), headers=getattr(exc, "headers", None))
 
-    @app.get("/healthz", tags=["health"], summary="存活检查 Liveness probe")
+    from fastapi import Depends
+
+    from cityops.security.deps import public_route
+
+    @app.get("/healthz", tags=["health"], summary="存活检查 Liveness probe", dependencies=[Depends(public_route)])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

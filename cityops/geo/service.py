@@ -16,33 +16,65 @@ from cityops.geo.locate import PolygonIndex
 from cityops.geo.models import LEVEL_LENGTH, Area, GridLayer, LayerGrid
 from cityops.security.principal import code_prefix_clause
 
-TYPE_DIGIT_KIND = {"0": "subdistrict", "1": "town", "2": "township", "3": "township", "4": "special_zone", "5": "special_zone"}
+# GB/T 10114 township segment: first digit -> kind (001-099 街道, 100-199 镇, 200-399 乡,
+# 400-599 政企合一单位 / special zones)
+TYPE_DIGIT_KIND = {"0": "subdistrict", "1": "town", "2": "township", "3": "township", "4": "special_zone",
+                   "5": "special_zone"}
+KIND_LABEL = {"subdistrict": "街道", "town": "镇", "township": "乡", "special_zone": "特殊区域"}
+# GB/T 2260 province-level codes (first two digits)
+PROVINCES = {"11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42",
+             "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82"}
 
 
 # ---------------------------------------------------------------- codes
 
-def validate_area_code(code: str, level: str, parent_code: str | None = None) -> list[str]:
-    """Reasons why ``code`` is not a valid code of ``level`` (empty list when valid)."""
+def validate_area_code(code: str, level: str, parent_code: str | None = None, kind: str | None = None) -> list[str]:
+    """Reasons why ``code`` is not a valid code of ``level`` (empty list when valid).
+
+    district: 6 digits (GB/T 2260: valid province, prefecture and county segments not 00);
+    street: 9 digits = district + township segment whose first digit is the type (0 街道, 1 镇,
+    2-3 乡, 4-5 special zone; 000 reserved); community: 12 digits; unit grid: 15 digits
+    (sequence 001..999). Every code starts with its parent's code, which is exactly one level up.
+    With ``kind`` (street level) the type digit must match it."""
     errs: list[str] = []
     want = LEVEL_LENGTH.get(level)
     if want is None:
-        return [f"unknown level {level!r}"]
-    if not code.isdigit():
-        errs.append("code must contain digits only")
+        return [f"未知层级 unknown level {level!r} (one of {', '.join(LEVEL_LENGTH)})"]
+    if not isinstance(code, str) or not code.isascii() or not code.isdigit():
+        errs.append("编码只能由数字组成 code must contain digits 0-9 only")
+        return errs
     if len(code) != want:
-        errs.append(f"a {level} code has {want} digits, got {len(code)}")
-    if parent_code is not None and not code.startswith(parent_code):
-        errs.append(f"code must start with its parent's code {parent_code}")
-    if parent_code is not None and level != "district" and len(parent_code) != want - 3:
-        errs.append(f"the parent of a {level} must have {want - 3} digits")
-    if level == "street" and len(code) == 9 and code.isdigit():
-        if code[6] not in TYPE_DIGIT_KIND:
-            errs.append(f"street/town type digit {code[6]} is not one of 0-5 (0 街道, 1 镇, 2-3 乡, 4-5 special zone)")
-        if code[6:9] == "000":
-            errs.append("street/town segment 000 is reserved")
-    if level in ("community", "grid") and code.isdigit() and len(code) == want and code[-3:] == "000":
-        errs.append("sequence 000 is reserved")
+        errs.append(f"{level} 编码应为 {want} 位，实为 {len(code)} 位 a {level} code has {want} digits, got {len(code)}")
+        return errs
+    if level == "district":
+        if code[:2] not in PROVINCES:
+            errs.append(f"省级代码 {code[:2]} 不存在 province segment {code[:2]} is not a GB/T 2260 province")
+        if code[2:4] == "00" or code[4:6] == "00":
+            errs.append("区县级代码的地市段和区县段不能为 00 prefecture and county segments cannot be 00")
+    if parent_code is not None:
+        if len(parent_code) != want - 3 or level == "district":
+            errs.append(f"上级编码应为 {want - 3} 位 the parent of a {level} must have {want - 3} digits"
+                        if level != "district" else "区县没有上级区划 a district has no parent here")
+        elif not code.startswith(parent_code):
+            errs.append(f"编码须以上级编码 {parent_code} 开头 code must start with its parent's code {parent_code}")
+    seg = code[-3:]
+    if level == "street":
+        digit = code[6]
+        if digit not in TYPE_DIGIT_KIND:
+            errs.append(f"街镇类型位 {digit} 无效（0 街道, 1 镇, 2-3 乡, 4-5 特殊区域） type digit {digit} is not one of 0-5")
+        elif kind is not None and kind in KIND_LABEL and TYPE_DIGIT_KIND[digit] != kind:
+            errs.append(f"类型位 {digit} 表示{KIND_LABEL[TYPE_DIGIT_KIND[digit]]}，与类型 {KIND_LABEL[kind]} 不符 "
+                        f"type digit {digit} means {TYPE_DIGIT_KIND[digit]}, not {kind}")
+        if seg == "000":
+            errs.append("街镇段 000 为保留值 township segment 000 is reserved")
+    if level in ("community", "grid") and seg == "000":
+        errs.append("顺序号 000 为保留值 sequence 000 is reserved")
     return errs
+
+
+def street_kind(code: str) -> str | None:
+    """subdistrict / town / township / special_zone from a 9+ digit code's type digit."""
+    return TYPE_DIGIT_KIND.get(code[6]) if len(code) >= 9 and code[:9].isdigit() else None
 
 
 # ---------------------------------------------------------------- reads
@@ -101,6 +133,7 @@ def feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
 class _Indexes:
     stamp: tuple[Any, ...]
     grids: PolygonIndex
+    grid_codes_ext: np.ndarray  # codes + [None]: index -1 -> None in one gather
     names: dict[str, str]
     parents: dict[str, str | None]
     layers: list[tuple[str, str, PolygonIndex, dict[str, str]]]
@@ -110,15 +143,22 @@ _cache: dict[str, _Indexes] = {}
 _lock = threading.Lock()
 
 
+def areas_stamp(session: Session) -> tuple[Any, ...]:
+    """Changes whenever the current areas change (count, newest valid_from, newest valid_to)."""
+    row = session.execute(select(func.count(), func.max(Area.valid_from), func.max(Area.valid_to))
+                          .select_from(Area)).one()
+    return tuple(row)
+
+
 def _stamp(session: Session) -> tuple[Any, ...]:
-    a = session.execute(select(func.count(), func.max(Area.valid_from)).select_from(Area).where(Area.valid_to.is_(None))).one()
-    lay = session.execute(select(func.count(), func.max(GridLayer.imported_at), func.sum(GridLayer.version)).select_from(GridLayer)).one()
-    return (tuple(a), tuple(lay))
+    lay = session.execute(select(func.count(), func.max(GridLayer.imported_at), func.sum(GridLayer.version))
+                          .select_from(GridLayer)).one()
+    return (areas_stamp(session), tuple(lay))
 
 
 def indexes(session: Session) -> _Indexes:
-    """The point-in-grid indexes, rebuilt when the grids or layers change."""
-    key = str(session.get_bind().url)
+    """The point-in-grid indexes (unified grid + every layer), rebuilt when grids or layers change."""
+    key = str(session.get_bind().engine.url)
     stamp = _stamp(session)
     cached = _cache.get(key)
     if cached is not None and cached.stamp == stamp:
@@ -127,23 +167,32 @@ def indexes(session: Session) -> _Indexes:
         cached = _cache.get(key)
         if cached is not None and cached.stamp == stamp:
             return cached
-        rows = session.execute(select(Area.code, Area.name, Area.parent_code, Area.level, Area.geom).where(Area.valid_to.is_(None))).all()
+        rows = session.execute(select(Area.code, Area.name, Area.parent_code, Area.level, Area.geom)
+                               .where(Area.valid_to.is_(None))).all()
         names = {r.code: r.name for r in rows}
         parents = {r.code: r.parent_code for r in rows}
         grid_rows = [r for r in rows if r.level == "grid"]
         grids = PolygonIndex.build([r.code for r in grid_rows], [r.geom for r in grid_rows])
+        ext = np.empty(len(grids.codes) + 1, dtype=object)
+        ext[:-1] = grids.codes
+        ext[-1] = None
         layers = []
         for layer in session.scalars(select(GridLayer).where(GridLayer.is_unified.is_(False)).order_by(GridLayer.key)):
-            lg = session.execute(select(LayerGrid.code, LayerGrid.name, LayerGrid.geom).where(LayerGrid.layer_id == layer.id)).all()
+            lg = session.execute(select(LayerGrid.code, LayerGrid.name, LayerGrid.geom)
+                                 .where(LayerGrid.layer_id == layer.id, LayerGrid.version == layer.version)).all()
             layers.append((layer.key, layer.name, PolygonIndex.build([r.code for r in lg], [r.geom for r in lg]),
                            {r.code: r.name for r in lg}))
-        built = _Indexes(stamp, grids, names, parents, layers)
+        built = _Indexes(stamp, grids, ext, names, parents, layers)
         _cache[key] = built
         return built
 
 
 def locate_many(session: Session, lon: np.ndarray, lat: np.ndarray, with_layers: bool = True) -> list[dict[str, Any]]:
+    """For each point: inside or not, the unified grid with its community and street, and (with
+    ``with_layers``) the covering grid of every layer. Boundary rule: see ``cityops.geo.locate``."""
     ix = indexes(session)
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
     gidx = ix.grids.locate(lon, lat)
     layer_hits = [(key, name, li.locate(lon, lat), li, lnames) for key, name, li, lnames in ix.layers] if with_layers else []
     out = []
@@ -160,7 +209,8 @@ def locate_many(session: Session, lon: np.ndarray, lat: np.ndarray, with_layers:
                         street_name=ix.names.get(s) if s else None)
         item["layers"] = []
         if gidx[k] >= 0:
-            item["layers"].append({"layer": "city_ops", "layer_name": "城运网格", "code": item["grid_code"], "name": item["grid_name"]})
+            item["layers"].append({"layer": "city_ops", "layer_name": "城运网格", "code": item["grid_code"],
+                                   "name": item["grid_name"]})
         for key, name, hits, li, lnames in layer_hits:
             code = str(li.codes[hits[k]]) if hits[k] >= 0 else None
             item["layers"].append({"layer": key, "layer_name": name, "code": code, "name": lnames.get(code) if code else None})
@@ -178,8 +228,7 @@ def grid_indices_for(session: Session, lon: np.ndarray, lat: np.ndarray) -> np.n
     """Vectorized: unified-grid codes (object array, None when outside) for many points."""
     ix = indexes(session)
     idx = ix.grids.locate(lon, lat)
-    codes = np.where(idx >= 0, ix.grids.codes[np.maximum(idx, 0)], None)
-    return codes
+    return ix.grid_codes_ext[idx]  # -1 -> the trailing None
 
 
 def lineage(session: Session, grid_code: str) -> tuple[str | None, str | None]:

@@ -5,7 +5,8 @@ them from the route table:
 
 * ``Depends(public_route)`` — open to anyone (public data, citizen intake, Open311 GETs);
 * ``require("case.read")`` — a signed-in principal holding that permission (roles are data:
-  role -> permissions in the database). The dependency returns the ``Principal``.
+  role -> permissions in the database). The dependency returns the ``Principal``;
+* ``signed_in()`` — any signed-in principal (own profile, own notifications, logout).
 
 Area/department scoping is NOT done here: services narrow every query with the principal.
 """
@@ -15,17 +16,36 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from cityops.errors import Forbidden, Problem
 from cityops.security.principal import Principal
 
+# Declared so that the OpenAPI document carries the security schemes ("Authorize" in /docs);
+# the credentials themselves are read by ``resolve_principal``.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
+                                     description="OAuth2 password flow: POST /api/v1/auth/token")
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="integration API key (Open311 clients, sensors, 12345 import)")
 
-def get_principal(request: Request) -> Principal:
+
+def get_principal(request: Request, _token: str | None = Depends(oauth2_scheme),
+                  _key: str | None = Depends(api_key_scheme)) -> Principal:
     """Resolve the caller (bearer token, console session cookie or X-API-Key).
 
     Implemented in ``cityops.security.service.resolve_principal``."""
     from cityops.security.service import resolve_principal
 
+    return resolve_principal(request)
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller if credentials came with the request, else None (for public routes that
+    show more to signed-in callers). Bad credentials still answer 401."""
+    from cityops.security.service import credentials, resolve_principal
+
+    if credentials(request) is None:
+        return None
     return resolve_principal(request)
 
 
@@ -47,8 +67,29 @@ class Permission:
         return f"Permission({self.name!r})"
 
 
+class Authenticated(Permission):
+    """Any signed-in principal (own profile, own notifications); no permission needed."""
+
+    def __init__(self) -> None:
+        super().__init__(AUTHENTICATED)
+
+    def __call__(self, principal: Principal = Depends(get_principal)) -> Principal:
+        return principal
+
+    def __repr__(self) -> str:
+        return "Authenticated()"
+
+
+AUTHENTICATED = "authenticated"
+
+
 def require(name: str) -> Any:
     return Depends(Permission(name))
+
+
+def signed_in() -> Any:
+    """Rule for routes open to every signed-in principal (``route_rule`` -> 'authenticated')."""
+    return Depends(Authenticated())
 
 
 def route_rule(route: Any) -> str | None:
@@ -66,3 +107,23 @@ def route_rule(route: Any) -> str | None:
             return "public"
         stack.extend(dep.dependencies)
     return None
+
+
+def api_routes(app: Any) -> list[tuple[str, set[str], str | None, Any]]:
+    """(path, methods, rule, route) of every API route of ``app`` (routes of included routers too;
+    FastAPI >= 0.16x keeps included routers as nested objects). Docs/OpenAPI pages are skipped."""
+    from fastapi.routing import APIRoute
+
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI flattens included routes
+        contexts: list[Any] = list(app.routes)
+    else:
+        contexts = list(iter_route_contexts(app.routes))
+    out: list[tuple[str, set[str], str | None, Any]] = []
+    for ctx in contexts:
+        original = getattr(ctx, "original_route", ctx)
+        if not isinstance(original, APIRoute):
+            continue
+        out.append((ctx.path, set(ctx.methods or ()), route_rule(ctx), ctx))
+    return out

@@ -1,0 +1,701 @@
+"""Intake, one model for every channel: grid-worker / supervisor reports with photos, citizen
+reports, 12345 work orders (import), sensor / video-AI signals.
+
+Every intake does the whole job in the caller's transaction: validate, locate (point -> unit
+grid, community, street and every layer's grid, from the in-memory index), dedupe (same
+category within the radius and window of an open case -> linked, not a new case), persist the
+case + report + timeline row + first SLA step with its timers, audit, and an outbox event. The
+hot path writes with Core statements (no ORM unit of work) so that one intake is a handful of
+single-row inserts.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cityops.cases import reference as ref
+from cityops.cases import schemas, sla
+from cityops.cases.models import (
+    Case,
+    CaseEvent,
+    CaseReport,
+    IdempotencyRecord,
+    Media,
+    Signal,
+    SignalFilter,
+    case_no,
+    table,
+)
+from cityops.config import ROOT
+from cityops.errors import Conflict, InvalidInput, NotFound, Problem
+from cityops.jobs import service as jobs
+from cityops.security import audit
+from cityops.security.principal import Principal
+
+CASES_T = table(Case)
+REPORTS_T = table(CaseReport)
+EVENTS_T = table(CaseEvent)
+SIGNALS_T = table(Signal)
+M_PER_DEG_LAT = 110_950.0
+# statements built once (executed with parameters: compiled once, no per-call construction)
+INSERT_CASE = insert(CASES_T).returning(CASES_T.c.id)
+INSERT_REPORT = insert(REPORTS_T).returning(REPORTS_T.c.id)
+INSERT_EVENT = insert(EVENTS_T)
+INSERT_STEP = insert(sla.STEPS_T).returning(sla.STEPS_T.c.id)
+SELECT_NEAR = select(Case.id, Case.lon, Case.lat).where(
+    Case.category_id == bindparam("cat"), Case.reported_at >= bindparam("since"),
+    Case.state.in_(bindparam("states", expanding=True)), Case.lat.between(bindparam("lat0"), bindparam("lat1")),
+    Case.lon.between(bindparam("lon0"), bindparam("lon1")))
+LINK_CASE = (update(CASES_T).where(CASES_T.c.id == bindparam("cid"))
+             .values(reporter_count=CASES_T.c.reporter_count + 1, updated_at=bindparam("at"))
+             .returning(CASES_T.c.reporter_count, CASES_T.c.state, CASES_T.c.reported_at, CASES_T.c.grid_code,
+                        CASES_T.c.community_code, CASES_T.c.street_code, CASES_T.c.urgency, CASES_T.c.category_code))
+_DEDUPE_LOCK = 0x63617365  # "case"
+
+
+# ---------------------------------------------------------------- locate (cached index)
+
+_loc_cache: dict[str, tuple[float, Any]] = {}
+_loc_lock = threading.Lock()
+LOCATE_TTL = 2.0
+
+
+def _index(session: Session) -> Any:
+    from cityops.geo import service as geo
+
+    key = str(session.get_bind().engine.url)
+    hit = _loc_cache.get(key)
+    t = time.monotonic()
+    if hit is not None and t - hit[0] < LOCATE_TTL:
+        return hit[1]
+    ix = geo.indexes(session)
+    with _loc_lock:
+        _loc_cache[key] = (t, ix)
+    return ix
+
+
+@dataclass
+class Located:
+    grid_code: str
+    community_code: str
+    street_code: str
+    layers: dict[str, str | None]
+
+
+def locate(session: Session, lon: np.ndarray, lat: np.ndarray) -> list[Located | None]:
+    """Unit grid, community, street and every layer's grid of many points (None: outside)."""
+    ix = _index(session)
+    gidx = ix.grids.locate(lon, lat)
+    layer_hits = [(key, li.locate(lon, lat), li) for key, _name, li, _names in ix.layers]
+    out: list[Located | None] = []
+    for k in range(len(gidx)):
+        if gidx[k] < 0:
+            out.append(None)
+            continue
+        g = str(ix.grids.codes[gidx[k]])
+        c = ix.parents.get(g) or g[:12]
+        s = ix.parents.get(c) or g[:9]
+        layers: dict[str, str | None] = {"city_ops": g}
+        for key, hits, li in layer_hits:
+            layers[key] = str(li.codes[hits[k]]) if hits[k] >= 0 else None
+        out.append(Located(g, c, s, layers))
+    return out
+
+
+def area_names(session: Session) -> dict[str, str]:
+    return dict(_index(session).names)
+
+
+# ---------------------------------------------------------------- media
+
+
+MEDIA_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif", "video/mp4": ".mp4"}
+
+
+def media_root() -> Path:
+    return Path(os.environ.get("CITYOPS_MEDIA_DIR") or (ROOT / "var" / "media"))
+
+
+def sniff(data: bytes) -> str | None:
+    """The media type from the first bytes (what the file is, not what the client says)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    return None
+
+
+def save_media(session: Session, principal: Principal, files: list[tuple[str | None, bytes]]) -> list[dict[str, Any]]:
+    """Store uploaded photos/videos under var/media/<sha[:2]>/<sha><ext> (content-addressed)."""
+    limit = int(ref.policy(session).get("max_media_bytes", 10 * 1024 * 1024))
+    probs = []
+    if not files:
+        probs.append(Problem("no file uploaded (multipart field 'files')", ["body", "files"]))
+    typed = []
+    for i, (_name, data) in enumerate(files):
+        kind = sniff(data)
+        if not data:
+            probs.append(Problem("empty file", ["body", "files", i]))
+        elif len(data) > limit:
+            probs.append(Problem(f"file is larger than {limit} bytes", ["body", "files", i]))
+        elif kind is None:
+            probs.append(Problem("not a JPEG, PNG, WebP, GIF image or MP4 video", ["body", "files", i]))
+        typed.append(kind)
+    if probs:
+        raise InvalidInput(probs)
+    out: list[dict[str, Any]] = []
+    root = media_root()
+    for (name, data), kind in zip(files, typed, strict=True):
+        assert kind is not None
+        sha = hashlib.sha256(data).hexdigest()
+        rel = Path(sha[:2]) / (sha + MEDIA_TYPES[kind])
+        path = root / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + f".{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        mid = uuid.uuid4().hex
+        session.execute(insert(table(Media)).values(
+            id=mid, sha256=sha, content_type=kind, size=len(data), filename=(name or "")[:200] or None,
+            path=str(rel), uploaded_by=principal.username, uploaded_at=sla.now()))
+        out.append({"id": mid, "sha256": sha, "content_type": kind, "size": len(data), "url": f"/api/v1/media/{mid}"})
+    audit.record(session, principal, "media.upload", "media", ",".join(o["id"] for o in out)[:80],
+                 detail={"files": len(out)})
+    return out
+
+
+def media_file(session: Session, media_id: str) -> tuple[Path, str]:
+    m = session.get(Media, media_id)
+    if m is None:
+        raise NotFound([Problem(f"no media {media_id}", ["path", "media_id"], "not_found")])
+    return media_root() / m.path, m.content_type
+
+
+def check_media(session: Session, ids: list[str], loc: list[str | int]) -> list[Problem]:
+    if not ids:
+        return []
+    have = set(session.scalars(select(Media.id).where(Media.id.in_(ids))))
+    return [Problem(f"unknown media id {m} (upload it first with POST /api/v1/media)", [*loc, i])
+            for i, m in enumerate(ids) if m not in have]
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+def request_hash(body: Any) -> str:
+    raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def idempotency_scope(principal: Principal) -> str:
+    if principal.kind == "anonymous":
+        return f"ip:{principal.source_ip or '-'}"[:120]
+    return f"{principal.kind}:{principal.username}"[:120]
+
+
+def idempotent_replay(session: Session, scope: str, key: str, rhash: str) -> tuple[int, dict[str, Any]] | None:
+    rec = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key))
+    if rec is None:
+        return None
+    if rec.request_hash != rhash:
+        raise InvalidInput([Problem("Idempotency-Key was already used with a different request body",
+                                    ["header", "Idempotency-Key"], "idempotency_mismatch")])
+    return rec.status_code, dict(rec.response)
+
+
+def run_idempotent(session: Session, principal: Principal, key: str | None, body: Any,
+                   fn: Any, status_code: int = 201) -> tuple[int, dict[str, Any], bool]:
+    """Run ``fn()`` (returns the JSON answer) once per (principal, key); a retry, even a concurrent
+    one, gets the first answer. Commits. Returns (status, answer, replayed)."""
+    if key is not None and (not key or len(key) > 200):
+        raise InvalidInput([Problem("Idempotency-Key must be 1-200 characters", ["header", "Idempotency-Key"])])
+    if key is None:
+        out = fn()
+        session.commit()
+        return status_code, out, False
+    scope = idempotency_scope(principal)
+    rhash = request_hash(body)
+    hit = idempotent_replay(session, scope, key, rhash)
+    if hit is not None:
+        session.rollback()
+        return hit[0], hit[1], True
+    try:
+        out = fn()
+        session.execute(insert(table(IdempotencyRecord)).values(
+            scope=scope, key=key, request_hash=rhash, status_code=status_code, response=json.loads(json.dumps(out, default=str)),
+            case_id=out.get("case_id"), created_at=sla.now()))
+        session.commit()
+        return status_code, out, False
+    except IntegrityError:
+        session.rollback()
+        hit = idempotent_replay(session, scope, key, rhash)
+        if hit is None:
+            raise
+        return hit[0], hit[1], True
+
+
+# ---------------------------------------------------------------- the one intake path
+
+
+@dataclass
+class IntakeItem:
+    source: str
+    channel: str
+    cat: ref.CategoryInfo
+    lon: float
+    lat: float
+    where: Located
+    at: dt.datetime
+    title: str
+    description: str | None = None
+    address: str | None = None
+    urgency: str = "normal"
+    appeal_type: str | None = None
+    external_id: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reporter_account_id: int | None = None
+    media: tuple[str, ...] = ()
+    self_handled: bool = False
+    public: bool = False
+    dedupe: bool = True
+
+
+def _lock_category(session: Session, category_id: int) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _DEDUPE_LOCK, "b": category_id})
+
+
+def find_duplicate(session: Session, category_id: int, lon: float, lat: float, at: dt.datetime,
+                   radius_m: float, window_h: float) -> tuple[int, float] | None:
+    """The nearest open case of the category within ``radius_m`` reported in the window."""
+    if radius_m <= 0 or window_h <= 0:
+        return None
+    dlat = radius_m / M_PER_DEG_LAT
+    dlon = radius_m / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(lat))))
+    rows = session.execute(SELECT_NEAR, {"cat": category_id, "since": at - dt.timedelta(hours=window_h),
+                                         "states": list(ref.OPEN_STATES), "lat0": lat - dlat, "lat1": lat + dlat,
+                                         "lon0": lon - dlon, "lon1": lon + dlon}).all()
+    best: tuple[int, float] | None = None
+    for cid, clon, clat in rows:
+        d = distance_m(lon, lat, clon, clat)
+        if d <= radius_m and (best is None or d < best[1] or (d == best[1] and cid < best[0])):
+            best = (int(cid), d)
+    return best
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Equirectangular distance in metres (exact enough below a few km)."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2)) * 6_371_008.8
+    y = math.radians(lat2 - lat1) * 6_371_008.8
+    return math.hypot(x, y)
+
+
+def intake(session: Session, principal: Principal, item: IntakeItem) -> dict[str, Any]:
+    """Create a case, or link the report to an open duplicate. Returns the IntakeResult dict."""
+    pol = ref.policy(session)
+    at = item.at
+    cat = item.cat
+    if item.dedupe and item.source in pol.get("dedupe_sources", []) and not item.self_handled:
+        _lock_category(session, cat.id)
+        dup = find_duplicate(session, cat.id, item.lon, item.lat, at, float(pol.get("dedupe_radius_m", 50)),
+                             float(pol.get("dedupe_window_hours", 72)))
+        if dup is not None:
+            return _link(session, principal, item, dup[0], dup[1])
+    actor = principal.username
+    state = "closed" if item.self_handled else "reported"
+    token = secrets.token_urlsafe(16) if item.public else None
+    due = yellow = None
+    if not item.self_handled:
+        due, yellow, *_ = sla.deadline(session, cat, "accept", item.urgency, at)
+    cid = int(session.execute(INSERT_CASE, dict(
+        source=item.source, channel=item.channel, external_id=item.external_id, category_id=cat.id,
+        category_code=cat.code, kind=cat.kind, title=item.title[:200], description=item.description,
+        address=item.address, lon=item.lon, lat=item.lat, grid_code=item.where.grid_code,
+        community_code=item.where.community_code, street_code=item.where.street_code, layer_codes=item.where.layers,
+        urgency=item.urgency, appeal_type=item.appeal_type, state=state, reporter_name=item.reporter_name,
+        reporter_phone=item.reporter_phone, reporter_account_id=item.reporter_account_id, reporter_count=1,
+        tracking_token=token, reported_at=at, created_by=actor, updated_at=at, version=1,
+        self_handled=item.self_handled, closed_at=at if item.self_handled else None,
+        closure_reason="self_handled" if item.self_handled else None,
+        sla_step=None if item.self_handled else "accept", due_at=due, yellow_at=yellow,
+    )).scalar_one())
+    rid = int(session.execute(INSERT_REPORT, dict(
+        case_id=cid, is_primary=True, source=item.source, channel=item.channel, external_id=item.external_id,
+        reporter_name=item.reporter_name, reporter_phone=item.reporter_phone,
+        reporter_account_id=item.reporter_account_id, description=item.description, lon=item.lon, lat=item.lat,
+        distance_m=0.0, media=list(item.media), reported_at=at)).scalar_one())
+    events = [dict(case_id=cid, at=at, actor=actor, actor_account_id=principal.account_id,
+                   actor_roles=principal.role_label()[:200], department_code=principal.department_code,
+                   action="report", from_state=None, to_state="reported", note=item.description,
+                   reason=None, data={"source": item.source, "channel": item.channel, "category": cat.code,
+                                      "external_id": item.external_id}, attachments=list(item.media))]
+    if item.self_handled:
+        events.append(dict(events[0], action="self_handle", from_state="reported", to_state="closed",
+                           note="自行处置 fixed on the spot", data={}))
+    session.execute(INSERT_EVENT, events)
+    if not item.self_handled:
+        value, unit = cat.limit("accept", item.urgency)
+        sid = int(session.execute(INSERT_STEP, dict(
+            case_id=cid, step="accept", round=1, department_code=None, status="open", started_at=at, due_at=due,
+            yellow_at=yellow, limit_value=value, limit_unit=unit, calendar_id=ref.active_calendar(session)[0],
+            extended=0)).scalar_one())
+        assert due is not None and yellow is not None
+        sla.arm_timers(session, sid, cid, "accept", due, yellow)
+    if item.media:
+        mt = table(Media)
+        session.execute(update(mt).where(mt.c.id.in_(list(item.media)), mt.c.case_id.is_(None)).values(case_id=cid))
+    no = case_no(cid, at)
+    jobs.enqueue(session, "case.reported", {
+        "case_id": cid, "case_no": no, "category_code": cat.code, "category_name": cat.name_zh, "source": item.source,
+        "urgency": item.urgency, "state": state, "lon": item.lon, "lat": item.lat, "grid_code": item.where.grid_code,
+        "street_code": item.where.street_code, "at": at})
+    if item.urgency in ("urgent", "critical") and not item.self_handled:
+        sla.escalate(session, {"id": cid, "case_no": no, "title": item.title, "urgency": item.urgency, "state": state,
+                               "lead_department_code": None, "street_code": item.where.street_code,
+                               "community_code": item.where.community_code, "grid_code": item.where.grid_code},
+                     "urgent_reported", at)
+    audit.record(session, principal, "case.report", "case", cid,
+                 detail={"source": item.source, "category": cat.code, "grid": item.where.grid_code})
+    return {"case_id": cid, "case_no": no, "state": state, "linked": False, "report_id": rid, "reporter_count": 1,
+            "distance_m": None, "category_code": cat.code, "category_name": cat.name_zh,
+            "grid_code": item.where.grid_code, "community_code": item.where.community_code,
+            "street_code": item.where.street_code, "urgency": item.urgency, "tracking_token": token}
+
+
+def _link(session: Session, principal: Principal, item: IntakeItem, cid: int, dist: float) -> dict[str, Any]:
+    at = item.at
+    rid = int(session.execute(INSERT_REPORT, dict(
+        case_id=cid, is_primary=False, source=item.source, channel=item.channel, external_id=item.external_id,
+        reporter_name=item.reporter_name, reporter_phone=item.reporter_phone,
+        reporter_account_id=item.reporter_account_id, description=item.description, lon=item.lon, lat=item.lat,
+        distance_m=round(dist, 2), media=list(item.media), reported_at=at)).scalar_one())
+    row = session.execute(LINK_CASE, {"cid": cid, "at": at}).one()
+    session.execute(INSERT_EVENT, dict(
+        case_id=cid, at=at, actor=principal.username, actor_account_id=principal.account_id,
+        actor_roles=principal.role_label()[:200], department_code=principal.department_code, action="link_report",
+        from_state=row.state, to_state=row.state, note=item.description, reason=None,
+        data={"report_id": rid, "source": item.source, "distance_m": round(dist, 1), "external_id": item.external_id},
+        attachments=list(item.media)))
+    audit.record(session, principal, "case.link_report", "case", cid, detail={"report_id": rid, "distance_m": round(dist, 1)})
+    return {"case_id": cid, "case_no": case_no(cid, row.reported_at), "state": row.state, "linked": True,
+            "report_id": rid, "reporter_count": int(row.reporter_count), "distance_m": round(dist, 2),
+            "category_code": row.category_code, "category_name": item.cat.name_zh, "grid_code": row.grid_code,
+            "community_code": row.community_code, "street_code": row.street_code, "urgency": row.urgency,
+            "tracking_token": None}
+
+
+def _title(cat: ref.CategoryInfo, title: str | None, address: str | None) -> str:
+    if title and title.strip():
+        return title.strip()
+    return f"{cat.name_zh}{'：' + address if address else ''}"[:200]
+
+
+def _locate_one(session: Session, lon: float, lat: float, loc: list[str | int]) -> Located:
+    where = locate(session, np.array([lon]), np.array([lat]))[0]
+    if where is None:
+        raise InvalidInput([Problem("点位不在本区范围内 the point is outside the district", [*loc, "lat"], "outside")])
+    return where
+
+
+def report(session: Session, principal: Principal, body: schemas.ReportBase, *, source: str, channel: str,
+           at: dt.datetime | None = None) -> dict[str, Any]:
+    """A report by a signed-in principal or a citizen (``source='public'``). Does not commit."""
+    probs = check_media(session, body.media, ["body", "media"])
+    cat = ref.resolve_category(session, body.category_code, ["body", "category_code"])
+    where = _locate_one(session, body.lon, body.lat, ["body"])
+    if probs:
+        raise InvalidInput(probs)
+    extra = body if isinstance(body, schemas.ReportCreate) else None
+    when = at or sla.now()
+    if extra is not None and extra.reported_at is not None:
+        if extra.reported_at > when + dt.timedelta(minutes=5):
+            raise InvalidInput([Problem("reported_at is in the future", ["body", "reported_at"])])
+        when = extra.reported_at
+    if extra is not None and extra.self_handled and source != "supervisor":
+        raise InvalidInput([Problem("only a supervisor's own report can be self-handled (自行处置)", ["body", "self_handled"])])
+    item = IntakeItem(
+        source=source, channel=channel, cat=cat, lon=body.lon, lat=body.lat, where=where, at=when,
+        title=_title(cat, body.title, body.address), description=body.description, address=body.address,
+        urgency=body.urgency or cat.urgency_default, appeal_type=extra.appeal_type if extra else None,
+        external_id=extra.external_id if extra else None,
+        reporter_name=body.reporter_name if source in ("public", "hotline") else (body.reporter_name or principal.username),
+        reporter_phone=body.reporter_phone, reporter_account_id=principal.account_id,
+        media=tuple(body.media), self_handled=bool(extra and extra.self_handled), public=source == "public")
+    return intake(session, principal, item)
+
+
+# ---------------------------------------------------------------- 12345 work orders
+
+HOTLINE_COLUMNS = list(schemas.HotlineOrder.model_fields)
+_CN_APPEAL = {"咨询": "inquiry", "求助": "help", "投诉": "complaint", "举报": "tip_off", "建议": "suggestion"}
+_CN_URGENCY = {"一般": "normal", "紧急": "urgent", "特急": "critical"}
+
+
+def hotline_rows_from_csv(text_: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text_.lstrip("\ufeff")))
+    missing = [c for c in ("order_id", "received_at", "category_code") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidInput([Problem(f"CSV is missing the columns {', '.join(missing)}", ["body", "header"])])
+    unknown = [c for c in (reader.fieldnames or []) if c not in HOTLINE_COLUMNS]
+    if unknown:
+        raise InvalidInput([Problem(f"unknown CSV columns {', '.join(unknown)}; columns: {', '.join(HOTLINE_COLUMNS)}",
+                                    ["body", "header"])])
+    return [{k: v for k, v in r.items() if v not in (None, "")} for r in reader]
+
+
+def import_hotline(session: Session, principal: Principal, rows: list[Any], *, skip_existing: bool = False) -> dict[str, Any]:
+    """Import 12345 work orders, all or nothing: every bad row is listed (row number, field, reason).
+    The hotline's own id is kept (``external_id``, unique per source); an order already imported is
+    an error, or skipped with ``skip_existing``. Duplicates of open cases are linked. Does not commit."""
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput([Problem("no work orders", ["body"])])
+    if len(rows) > 50_000:
+        raise InvalidInput([Problem("at most 50,000 orders per import", ["body"])])
+    probs: list[Problem] = []
+    orders: list[schemas.HotlineOrder | None] = []
+    for i, r in enumerate(rows):
+        if isinstance(r, dict):
+            r = dict(r)
+            if r.get("appeal_type") in _CN_APPEAL:
+                r["appeal_type"] = _CN_APPEAL[r["appeal_type"]]
+            if r.get("urgency") in _CN_URGENCY:
+                r["urgency"] = _CN_URGENCY[r["urgency"]]
+        try:
+            orders.append(schemas.HotlineOrder.model_validate(r))
+        except ValidationError as exc:
+            orders.append(None)
+            for e in exc.errors():
+                probs.append(Problem(e["msg"], ["rows", i, *[str(x) for x in e["loc"]]]))
+    seen: dict[str, int] = {}
+    for i, o in enumerate(orders):
+        if o is None:
+            continue
+        if o.order_id in seen:
+            probs.append(Problem(f"order {o.order_id} repeats row {seen[o.order_id]}", ["rows", i, "order_id"]))
+        seen.setdefault(o.order_id, i)
+        if (o.lat is None or o.lon is None) and not o.grid_code:
+            probs.append(Problem("give lat and lon, or grid_code", ["rows", i, "lat"]))
+    ids = [o.order_id for o in orders if o is not None]
+    existing: dict[str, int] = {}
+    for chunk in range(0, len(ids), 900):
+        existing.update(dict(session.execute(select(Case.external_id, Case.id).where(
+            Case.source == "hotline", Case.external_id.in_(ids[chunk:chunk + 900]))).all()))  # type: ignore[arg-type]
+        existing.update(dict(session.execute(select(CaseReport.external_id, CaseReport.case_id).where(
+            CaseReport.source == "hotline", CaseReport.external_id.in_(ids[chunk:chunk + 900]))).all()))  # type: ignore[arg-type]
+    cats: list[ref.CategoryInfo | None] = []
+    for i, o in enumerate(orders):
+        cat = None
+        if o is not None:
+            try:
+                cat = ref.resolve_category(session, o.category_code, ["rows", i, "category_code"])
+            except InvalidInput as exc:
+                probs += exc.problems
+            if o.order_id in existing and not skip_existing:
+                probs.append(Problem(f"order {o.order_id} was imported already (case {existing[o.order_id]}); "
+                                     "use skip_existing=true to skip it", ["rows", i, "order_id"], "duplicate"))
+        cats.append(cat)
+    # positions: points as given; a grid code alone -> the grid's representative point
+    lon = np.array([o.lon if o is not None and o.lon is not None else np.nan for o in orders], dtype=float)
+    lat = np.array([o.lat if o is not None and o.lat is not None else np.nan for o in orders], dtype=float)
+    grid_only = [i for i, o in enumerate(orders) if o is not None and (o.lat is None or o.lon is None) and o.grid_code]
+    if grid_only:
+        from cityops.geo.models import Area
+
+        codes = sorted({str(orders[i].grid_code) for i in grid_only})  # type: ignore[union-attr]
+        geoms: dict[str, Any] = dict(session.execute(select(Area.code, Area.geom).where(Area.code.in_(codes), Area.level == "grid",
+                                                                        Area.valid_to.is_(None))).all())  # type: ignore[arg-type]
+        for i in grid_only:
+            g = geoms.get(str(orders[i].grid_code))  # type: ignore[union-attr]
+            if g is None:
+                probs.append(Problem(f"unknown unit grid {orders[i].grid_code}", ["rows", i, "grid_code"]))  # type: ignore[union-attr]
+            else:
+                p = g.representative_point()
+                lon[i], lat[i] = p.x, p.y
+    ok = ~np.isnan(lon) & ~np.isnan(lat)
+    where: list[Located | None] = [None] * len(orders)
+    if ok.any():
+        idx = np.nonzero(ok)[0]
+        for j, w in zip(idx, locate(session, lon[idx], lat[idx]), strict=True):
+            where[int(j)] = w
+            if w is None:
+                probs.append(Problem("点位不在本区范围内 the point is outside the district", ["rows", int(j), "lat"], "outside"))
+    now_ = sla.now()
+    for i, o in enumerate(orders):
+        if o is not None and o.received_at > now_ + dt.timedelta(minutes=5):
+            probs.append(Problem("received_at is in the future", ["rows", i, "received_at"]))
+    if probs:
+        raise InvalidInput(probs)
+    created = linked = skipped = 0
+    items: list[dict[str, Any]] = []
+    order_idx = sorted(range(len(orders)), key=lambda k: orders[k].received_at)  # type: ignore[union-attr]
+    for i in order_idx:
+        o, cat, w = orders[i], cats[i], where[i]
+        assert o is not None and cat is not None and w is not None
+        if o.order_id in existing:
+            skipped += 1
+            items.append({"row": i, "order_id": o.order_id, "skipped": True, "case_id": existing[o.order_id]})
+            continue
+        res = intake(session, principal, IntakeItem(
+            source="hotline", channel="import", cat=cat, lon=float(lon[i]), lat=float(lat[i]), where=w, at=o.received_at,
+            title=_title(cat, o.title, o.address), description=o.content, address=o.address,
+            urgency=o.urgency or cat.urgency_default, appeal_type=o.appeal_type, external_id=o.order_id,
+            reporter_name=o.caller_name, reporter_phone=o.caller_phone))
+        created += 0 if res["linked"] else 1
+        linked += 1 if res["linked"] else 0
+        items.append({"row": i, "order_id": o.order_id, "case_id": res["case_id"], "case_no": res["case_no"],
+                      "linked": res["linked"]})
+    items.sort(key=lambda d: d["row"])
+    audit.record(session, principal, "hotline.import", "case", None,
+                 detail={"rows": len(orders), "created": created, "linked": linked, "skipped": skipped})
+    return {"created": created, "linked": linked, "skipped": skipped, "items": items}
+
+
+# ---------------------------------------------------------------- machine signals
+
+
+def _filters(session: Session, at: dt.datetime) -> list[SignalFilter]:
+    return [f for f in session.scalars(select(SignalFilter).where(SignalFilter.mode.in_(("active", "monitor"))))
+            if f.expires_at is None or f.expires_at > at]
+
+
+def _matches(f: SignalFilter, body: schemas.SignalIn, grid_code: str | None) -> bool:
+    if f.signal_type and f.signal_type != body.signal_type:
+        return False
+    if f.device_prefix and not body.device_id.startswith(f.device_prefix):
+        return False
+    if f.area_prefix and not (grid_code or "").startswith(f.area_prefix):
+        return False
+    return True
+
+
+def ingest_signal(session: Session, principal: Principal, body: schemas.SignalIn) -> dict[str, Any]:
+    """Store the raw signal, then: snoozed (an active snooze filter matches), deduplicated (the
+    same signal key opened a still-open case within the window), ignored (no category / low
+    confidence), else a new case. Does not commit."""
+    at = sla.now()
+    observed = body.observed_at or at
+    probs = check_media(session, body.media, ["body", "media"])
+    cat = ref.resolve_category(session, body.category_code, ["body", "category_code"]) if body.category_code else None
+    where = _locate_one(session, body.lon, body.lat, ["body"])
+    if probs:
+        raise InvalidInput(probs)
+    key = (body.signal_key or f"{body.device_id}|{body.signal_type}|{where.grid_code}")[:200]
+    pol = ref.policy(session)
+    outcome, case_id, filt = "case_created", None, None
+    filters = _filters(session, at)
+    snooze = next((f for f in filters if f.action == "snooze" and _matches(f, body, where.grid_code)), None)
+    dedupe_f = next((f for f in filters if f.action == "deduplicate" and _matches(f, body, where.grid_code)), None)
+    window = dt.timedelta(minutes=float(dedupe_f.window_minutes if dedupe_f else pol.get("signal_window_minutes", 60)))
+    if snooze is not None and snooze.mode == "active":
+        outcome, filt = "snoozed", snooze
+    elif cat is None or (body.confidence is not None and body.confidence < float(pol.get("signal_min_confidence", 0.5))):
+        outcome = "ignored"
+    else:
+        prev = session.execute(select(Signal.case_id).join(Case, Case.id == Signal.case_id).where(
+            Signal.signal_key == key, Signal.observed_at >= observed - window, Signal.observed_at <= observed + window,
+            Case.state.in_(ref.OPEN_STATES)).order_by(Signal.observed_at.desc()).limit(1)).scalar()
+        if prev is not None and (dedupe_f is None or dedupe_f.mode == "active"):
+            outcome, case_id, filt = "deduplicated", int(prev), dedupe_f
+        elif snooze is not None:  # monitor-mode snooze: would have snoozed; record it and go on
+            filt = snooze
+    result_case = None
+    if outcome == "case_created":
+        assert cat is not None
+        result_case = intake(session, principal, IntakeItem(
+            source=body.source, channel="sensor", cat=cat, lon=body.lon, lat=body.lat, where=where, at=observed,
+            title=f"{cat.name_zh}（{'视频AI' if body.source == 'video_ai' else '物联感知'} {body.device_id}）"[:200],
+            description=f"{body.signal_type}" + (f" 置信度 {body.confidence:.2f}" if body.confidence is not None else ""),
+            urgency=cat.urgency_default, external_id=None, reporter_name=None, media=tuple(body.media), dedupe=False))
+        case_id = result_case["case_id"]
+    sid = int(session.execute(insert(SIGNALS_T).values(
+        source=body.source, device_id=body.device_id, signal_type=body.signal_type, signal_key=key,
+        category_id=cat.id if cat else None, lon=body.lon, lat=body.lat, grid_code=where.grid_code,
+        confidence=body.confidence, observed_at=observed, received_at=at, payload=body.payload, outcome=outcome,
+        case_id=case_id, filter_id=filt.id if filt else None).returning(SIGNALS_T.c.id)).scalar_one())
+    if outcome == "deduplicated":
+        session.execute(insert(EVENTS_T).values(
+            case_id=case_id, at=at, actor=principal.username, actor_roles=principal.role_label()[:200],
+            action="signal", from_state=None, to_state=None, note=f"重复信号 {body.signal_type} ({body.device_id})",
+            data={"signal_id": sid, "signal_key": key}, attachments=list(body.media)))
+    no = result_case["case_no"] if result_case else None
+    if outcome == "deduplicated" and case_id is not None:
+        no = case_no(case_id, session.scalar(select(Case.reported_at).where(Case.id == case_id)))
+    return {"signal_id": sid, "outcome": outcome, "case_id": case_id, "case_no": no, "filter": filt.name if filt else None}
+
+
+def create_signal_filter(session: Session, principal: Principal, body: schemas.SignalFilterIn) -> dict[str, Any]:
+    f = SignalFilter(created_by=principal.username, **body.model_dump())
+    session.add(f)
+    session.flush()
+    audit.record(session, principal, "signal_filter.create", "signal_filter", f.id, detail=body.model_dump(mode="json"))
+    return signal_filter_out(f)
+
+
+def update_signal_filter(session: Session, principal: Principal, filter_id: int, body: schemas.SignalFilterIn) -> dict[str, Any]:
+    f = session.get(SignalFilter, filter_id)
+    if f is None:
+        raise NotFound([Problem(f"no signal filter {filter_id}", ["path", "filter_id"], "not_found")])
+    for k, v in body.model_dump().items():
+        setattr(f, k, v)
+    session.flush()
+    audit.record(session, principal, "signal_filter.update", "signal_filter", f.id, detail=body.model_dump(mode="json"))
+    return signal_filter_out(f)
+
+
+def signal_filter_out(f: SignalFilter) -> dict[str, Any]:
+    return {"id": f.id, "name": f.name, "mode": f.mode, "action": f.action, "signal_type": f.signal_type,
+            "device_prefix": f.device_prefix, "area_prefix": f.area_prefix, "window_minutes": f.window_minutes,
+            "expires_at": f.expires_at, "note": f.note, "created_by": f.created_by, "created_at": f.created_at}
+
+
+def list_signal_filters(session: Session) -> list[dict[str, Any]]:
+    return [signal_filter_out(f) for f in session.scalars(select(SignalFilter).order_by(SignalFilter.id))]
+
+
+def list_signals(session: Session, principal: Principal, *, outcome: str | None = None, page: int = 1,
+                 page_size: int = 50) -> dict[str, Any]:
+    from sqlalchemy import func
+
+    from cityops.security.principal import area_clause
+
+    stmt = select(Signal).where(area_clause(principal, Signal.grid_code) if principal.area_code or principal.kind == "system"
+                                else Signal.id < 0)
+    if outcome:
+        stmt = stmt.where(Signal.outcome == outcome)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Signal.id.desc()).offset((page - 1) * page_size).limit(page_size))
+    return {"total": total, "page": page, "page_size": page_size, "items": [
+        {"id": s.id, "source": s.source, "device_id": s.device_id, "signal_type": s.signal_type, "signal_key": s.signal_key,
+         "lon": s.lon, "lat": s.lat, "grid_code": s.grid_code, "confidence": s.confidence, "observed_at": s.observed_at,
+         "outcome": s.outcome, "case_id": s.case_id, "filter_id": s.filter_id} for s in rows]}
+
+
+def conflict(msg: str) -> Conflict:
+    return Conflict([Problem(msg, [], "conflict")])

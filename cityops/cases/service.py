@@ -1,0 +1,149 @@
+"""The case engine's service layer: what routes, the console, Open311, evaluation and the demo
+feed call. Plain functions taking a Session and a Principal; the ones named ``*_commit`` or
+documented as committing end the transaction themselves (intake with idempotency needs to).
+
+Modules behind it:
+  reference  — departments, catalogue, calendars, transition table, escalation rules, policy
+  workcal    — pure working-time arithmetic (add_working_time, elapsed_fraction ...)
+  intake     — reports, 12345 import, signals, media, idempotency
+  workflow   — actions against the transition table
+  sla        — steps, deadlines, timers, escalation
+  queries    — scoped reads, lists, map, aggregates, export
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cityops.cases import intake as _intake
+from cityops.cases import queries, reference, schemas, sla, workflow
+from cityops.cases.queries import (  # noqa: F401 - re-exported API
+    CaseFilter,
+    aggregate,
+    count_cases,
+    export_csv,
+    geojson,
+    get_case,
+    list_cases,
+    parse_filter,
+    readable_statement,
+    scope_clause,
+)
+from cityops.cases.reference import (  # noqa: F401 - re-exported API
+    active_calendar,
+    propose_route,
+    resolve_category,
+)
+from cityops.cases.workcal import add_working_time, elapsed_fraction  # noqa: F401 - re-exported API
+from cityops.errors import Problem
+from cityops.security.principal import Principal
+from cityops.security.ratelimit import check_rate
+
+REPORTER = Principal(username="reporter", kind="system", roles=frozenset({"reporter"}))
+
+
+def now() -> dt.datetime:
+    return sla.now()
+
+
+# ---------------------------------------------------------------- intake
+
+
+def submit_report(session: Session, principal: Principal, body: schemas.ReportCreate,
+                  idempotency_key: str | None = None, *, channel: str = "app") -> tuple[int, dict[str, Any], bool]:
+    """A report by a signed-in principal; commits. Returns (HTTP status, IntakeResult dict, replayed)."""
+    return _intake.run_idempotent(
+        session, principal, idempotency_key, body.model_dump(mode="json"),
+        lambda: _intake.report(session, principal, body, source=body.source, channel=channel))
+
+
+def submit_public_report(session: Session, body: schemas.PublicReportCreate, *, source_ip: str | None,
+                         idempotency_key: str | None = None, channel: str = "web") -> tuple[int, dict[str, Any], bool]:
+    """A citizen's report (rate-limited per source address); commits."""
+    per_minute = float(reference.policy(session).get("public_rate_per_minute", 30))
+    check_rate(f"case-public:{source_ip or '-'}", per_minute, what="reports")
+    anon = Principal(username="public", kind="anonymous", source_ip=source_ip)
+    return _intake.run_idempotent(
+        session, anon, idempotency_key, body.model_dump(mode="json"),
+        lambda: _intake.report(session, anon, body, source="public", channel=channel))
+
+
+def import_hotline(session: Session, principal: Principal, rows: list[Any], *, skip_existing: bool = False) -> dict[str, Any]:
+    """12345 orders, all or nothing; commits."""
+    out = _intake.import_hotline(session, principal, rows, skip_existing=skip_existing)
+    session.commit()
+    return out
+
+
+def ingest_signal(session: Session, principal: Principal, body: schemas.SignalIn,
+                  idempotency_key: str | None = None) -> tuple[int, dict[str, Any], bool]:
+    return _intake.run_idempotent(session, principal, idempotency_key, body.model_dump(mode="json"),
+                                  lambda: _intake.ingest_signal(session, principal, body))
+
+
+def upload_media(session: Session, principal: Principal, files: list[tuple[str | None, bytes]]) -> list[dict[str, Any]]:
+    out = _intake.save_media(session, principal, files)
+    session.commit()
+    return out
+
+
+# ---------------------------------------------------------------- workflow
+
+
+def act(session: Session, principal: Principal, case_ref: str | int, action: str, body: schemas.ActionIn) -> dict[str, Any]:
+    """Take ``action`` on a case in the principal's scope; commits; returns the case detail."""
+    case = get_case(session, principal, case_ref, for_update=True)
+    workflow.perform(session, principal, case, action, body)
+    session.commit()
+    return queries.detail(session, principal, case)
+
+
+def actions_for(session: Session, principal: Principal, case_ref: str | int) -> dict[str, Any]:
+    case = get_case(session, principal, case_ref)
+    return {"case_id": case.id, "state": case.state, "version": case.version,
+            "actions": workflow.allowed_actions(session, principal, case)}
+
+
+def case_detail(session: Session, principal: Principal, case_ref: str | int) -> dict[str, Any]:
+    return queries.detail(session, principal, get_case(session, principal, case_ref))
+
+
+def case_timeline(session: Session, principal: Principal, case_ref: str | int) -> list[dict[str, Any]]:
+    return queries.timeline(session, get_case(session, principal, case_ref).id)
+
+
+def consult(session: Session, principal: Principal, case_ref: str | int, body: schemas.ConsultationIn) -> dict[str, Any]:
+    case = get_case(session, principal, case_ref)
+    out = queries.post_consultation(session, principal, case, body.body, body.attachments)
+    session.commit()
+    return out
+
+
+def consultations(session: Session, principal: Principal, case_ref: str | int) -> list[dict[str, Any]]:
+    return queries.list_consultations(session, get_case(session, principal, case_ref))
+
+
+def public_status(session: Session, token: str) -> dict[str, Any]:
+    return queries.public_status(session, token)
+
+
+def public_evaluate(session: Session, token: str, body: schemas.EvaluationIn) -> dict[str, Any]:
+    """The reporter's own satisfaction (评价) with the tracking token; commits."""
+    case = queries.case_for_token(session, token)
+    workflow.perform(session, REPORTER, case, "evaluate",
+                     schemas.ActionIn(satisfaction=body.satisfaction, note=body.note))
+    session.commit()
+    return queries.public_status(session, token)
+
+
+def workflow_table(session: Session) -> dict[str, Any]:
+    return {"states": reference.STATES, "actions": reference.ACTIONS,
+            "transitions": [reference.transition_out(t) for t in reference.transitions(session).values()],
+            "steps": {k: {"zh": v[0], "en": v[1]} for k, v in reference.STEP_LABELS.items()}}
+
+
+def problem(msg: str, loc: list[str | int]) -> Problem:
+    return Problem(msg, loc)

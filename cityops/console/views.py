@@ -1,0 +1,190 @@
+"""Page rendering for the console: Jinja2 templates, static bundles, the page access rule.
+
+Pages are server-rendered (Jinja2) and enhanced by small vanilla JS modules of our own in
+``static/``. Third-party browser code (Leaflet, Leaflet.markercluster) is served from the
+installed xstatic packages, never copied into the repository and never loaded from the internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import xstatic.pkg.leaflet as xs_leaflet
+import xstatic.pkg.leaflet_markercluster as xs_markercluster
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.staticfiles import StaticFiles
+
+from cityops.console import i18n
+from cityops.errors import CityOpsError
+from cityops.security.deps import Permission
+from cityops.security.principal import Principal
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+TEMPLATE_DIR = HERE / "templates"
+
+# bundle name -> folder; served at /static/{bundle}/{path}
+BUNDLES: dict[str, Path] = {
+    "console": STATIC_DIR,
+    "leaflet": Path(xs_leaflet.BASE_DIR),
+    "markercluster": Path(xs_markercluster.BASE_DIR),
+}
+_static_apps = {name: StaticFiles(directory=str(path)) for name, path in BUNDLES.items()}
+
+
+def _asset_version() -> str:
+    h = hashlib.sha1()
+    for p in sorted(STATIC_DIR.glob("*")):
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    h.update(xs_leaflet.VERSION.encode())
+    h.update(xs_markercluster.VERSION.encode())
+    return h.hexdigest()[:10]
+
+
+ASSET_VERSION = _asset_version()
+
+
+async def static_response(bundle: str, path: str, request: Request) -> Response:
+    app = _static_apps.get(bundle)
+    if app is None or ".." in path.split("/"):
+        return Response(status_code=404)
+    resp = await app.get_response(path, request.scope)
+    if resp.status_code in (200, 304):
+        # versioned URLs (?v=...) never change; unversioned ones revalidate by ETag
+        resp.headers["Cache-Control"] = ("public, max-age=31536000, immutable" if request.query_params.get("v")
+                                         else "no-cache")
+    return resp
+
+
+templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+templates.env.globals["ASSET_VERSION"] = ASSET_VERSION
+templates.env.filters["localtime"] = i18n.local_time
+
+
+def static_url(bundle: str, path: str) -> str:
+    return f"/static/{bundle}/{path}?v={ASSET_VERSION}"
+
+
+templates.env.globals["static_url"] = static_url
+
+NAV = [
+    ("console", "/", "nav.console"),
+    ("cases", "/cases", "nav.cases"),
+    ("workstation", "/workstation", "nav.workstation"),
+    ("report", "/report", "nav.report"),
+    ("evaluation", "/evaluation", "nav.evaluation"),
+    ("briefing", "/briefing", "nav.briefing"),
+]
+
+
+def user_info(principal: Principal | None, lang: str) -> dict[str, Any] | None:
+    if principal is None or principal.kind == "anonymous":
+        return None
+    role_labels: list[str] = []
+    try:
+        from cityops.security.catalog import ROLES
+
+        for r in sorted(principal.roles):
+            if r in ROLES:
+                role_labels.append(ROLES[r][1] if lang == "en" else ROLES[r][0])
+            else:
+                role_labels.append(r)
+    except ImportError:  # pragma: no cover
+        role_labels = sorted(principal.roles)
+    return {
+        "username": principal.username,
+        "display_name": principal.extra.get("display_name") if principal.extra else None,
+        "roles": sorted(principal.roles),
+        "role_labels": role_labels,
+        "area_code": principal.area_code,
+        "department_code": principal.department_code,
+        "permissions": sorted(principal.permissions),
+        "district_wide": principal.is_district_wide,
+    }
+
+
+def render(request: Request, template: str, page: str, principal: Principal | None,
+           status_code: int = 200, **context: Any) -> HTMLResponse:
+    lang = i18n.pick_lang(request)
+
+    def t(key: str, **kw: Any) -> str:
+        return i18n.translate(key, lang, **kw)
+
+    user = user_info(principal, lang)
+    boot = {
+        "lang": lang,
+        "page": page,
+        "user": user,
+        "i18n": i18n.catalogue(lang),
+        "tz": "Asia/Shanghai",
+        "data": context.get("boot", {}),
+    }
+    ctx = {
+        "t": t, "lang": lang, "page": page, "user": user, "nav": NAV,
+        "other_lang": "en" if lang == "zh" else "zh",
+        "boot_json": json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
+        "request_path": request.url.path,
+        **context,
+    }
+    resp = templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    if request.query_params.get("lang") in i18n.LANGS:
+        resp.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=False)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+class PageForbidden(Exception):
+    def __init__(self, principal: Principal, permission: str) -> None:
+        self.principal = principal
+        self.permission = permission
+
+
+class PagePermission(Permission):
+    """The access rule of a console page: like ``require(name)`` (it IS a ``Permission``, so the
+    route table shows the rule), but a visitor who is not signed in is sent to the login page
+    and a signed-in user without the permission gets a readable page instead of JSON."""
+
+    def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        from cityops.security.deps import get_principal
+
+        nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            principal = get_principal(request)
+        except CityOpsError as exc:
+            if exc.status_code in (401, 403):
+                raise LoginRequired(nxt)
+            raise
+        if principal.kind == "anonymous":
+            raise LoginRequired(nxt)
+        if not principal.can(self.name):
+            raise PageForbidden(principal, self.name)
+        return principal
+
+
+def require_page(name: str) -> Any:
+    from fastapi import Depends
+
+    return Depends(PagePermission(name))
+
+
+async def login_required_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
+
+
+async def page_forbidden_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageForbidden)
+    return render(request, "forbidden.html", "forbidden", exc.principal, status_code=403)
