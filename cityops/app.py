@@ -57,6 +57,16 @@ def create_app(**overrides: Any) -> FastAPI:
     async def _cityops_error(_request: Request, exc: CityOpsError) -> JSONResponse:
         return JSONResponse(status_code=exc.status_code, content=exc.body(), headers=getattr(exc, "headers", None))
 
+    # A number the database cannot hold (e.g. an id beyond 64 bits) is bad input, not a server fault.
+    from sqlalchemy.exc import DataError
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": [{
+            "loc": ["request"], "type": "value_error.out_of_range",
+            "msg": "a value is out of the range the database can store (数值超出范围)"}]})
+
     from fastapi import Depends
 
     from cityops.security.deps import public_route

@@ -188,6 +188,8 @@ def test_geojson_out(client, users):
             assert 120.9 < lon < 121.5 and 30.8 < lat < 31.3  # WGS-84 lon/lat order (RFC 7946)
         if "area_code" in params:
             assert {f["properties"]["street_code"] for f in fc["features"]} == {STREET}
+    orgs = client.get(f"{API}/organisations", params={"area_code": STREET}, headers=users["rg_cmd"]).json()["items"]
+    assert orgs and all("*" not in o["address"] and o["address"].endswith("号") for o in orgs)  # public addresses
     fc = client.get(f"{API}/facilities.geojson", params={"kind": "01"}, headers=users["rg_cmd"]).json()
     assert all(f["properties"]["type_code"].startswith("01") for f in fc["features"])
     assert client.get(f"{API}/persons.geojson", headers=users["rg_cmd"]).status_code == 404
@@ -240,7 +242,7 @@ def test_retire_keeps_history(client, session, users):
                                                                         Building.street_code == STREET)).first()
     session.rollback()
     service.import_file(session, SYSTEM, "buildings", "r.csv",
-                        f"code,address,lon,lat\nRET-1,某路1号,{lon},{lat}\n".encode(),
+                        f"code,address,lon,lat\nRET-1,上海市松江区岳阳街道中山中路15号,{lon},{lat}\n".encode(),
                         now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
     ent = session.scalar(select(Building.entity_id).where(Building.code == "RET-1"))
     session.rollback()

@@ -94,6 +94,21 @@ def test_xlsx_of_persons_with_a_bad_check_digit_on_row_7_is_rejected_naming_row_
     assert count(session, Person) == before + 9
 
 
+def test_blank_rows_keep_the_spreadsheet_numbering(session):
+    grid, _x, _y = grid_point(session)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["姓名", "身份证号", "网格编码"])
+    ws.append(["甲", new_id(), grid])          # row 2
+    ws.cell(row=5, column=1, value="乙")      # rows 3-4 blank, row 5 lacks its ID number
+    ws.cell(row=5, column=3, value=grid)
+    buf = io.BytesIO()
+    wb.save(buf)
+    with pytest.raises(InvalidInput) as ei:
+        service.import_file(session, SYSTEM, "persons", "p.xlsx", buf.getvalue())
+    assert problems(ei.value) == [(5, "id_number")]
+
+
 def test_every_error_is_listed_and_nothing_is_written(session):
     grid, x, y = grid_point(session)
     t = tag()
@@ -207,10 +222,10 @@ def test_an_import_older_than_the_current_version_is_refused(session):
     code = f"T{tag()}"
     now = dt.datetime.now(UTC)
     service.import_file(session, SYSTEM, "buildings", "b.csv",
-                        csv_bytes([["code", "address", "lon", "lat"], [code, "甲", x, y]]), now=now)
+                        csv_bytes([["code", "address", "lon", "lat"], [code, "上海市松江区岳阳街道中山中路11号", x, y]]), now=now)
     with pytest.raises(InvalidInput, match="晚于本次导入"):
         service.import_file(session, SYSTEM, "buildings", "b.csv",
-                            csv_bytes([["code", "address", "lon", "lat"], [code, "乙", x, y]]),
+                            csv_bytes([["code", "address", "lon", "lat"], [code, "上海市松江区岳阳街道中山中路12号", x, y]]),
                             now=now - dt.timedelta(days=1))
 
 
@@ -351,7 +366,7 @@ def test_import_is_audited(session):
     grid, x, y = grid_point(session)
     code = f"T{tag()}"
     service.import_file(session, SYSTEM, "buildings", "audited.csv",
-                        csv_bytes([["code", "address", "lon", "lat"], [code, "某地址", x, y]]))
+                        csv_bytes([["code", "address", "lon", "lat"], [code, "上海市松江区岳阳街道中山中路13号", x, y]]))
     row = session.scalars(select(AuditLog).where(AuditLog.action == "import").order_by(AuditLog.seq.desc())).first()
     assert row.object_type == "building" and row.object_id == "audited.csv"
     assert json.loads(row.detail)["created"] == 1
@@ -361,7 +376,7 @@ def test_dry_run_writes_nothing(session):
     grid, x, y = grid_point(session)
     before = count(session, Building)
     rep = service.import_file(session, SYSTEM, "buildings", "b.csv",
-                              csv_bytes([["code", "address", "lon", "lat"], [f"T{tag()}", "某地址", x, y]]),
+                              csv_bytes([["code", "address", "lon", "lat"], [f"T{tag()}", "上海市松江区岳阳街道中山中路14号", x, y]]),
                               dry_run=True)
     assert rep["created"] == 1 and rep["dry_run"]
     assert count(session, Building) == before

@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,15 @@ INDICATORS_BY_SCHEME_SUBJECT = {
 COUNT_OF = {"accepted", "dispatched", "assigned"}
 
 
+def _max_band_score(sf: Any) -> float:
+    bands = sf.get("bands") if isinstance(sf, dict) else None
+    if not isinstance(bands, list):
+        return 0.0
+    scores = [float(b["score"]) for b in bands if isinstance(b, dict) and isinstance(b.get("score"), int | float)
+              and not isinstance(b.get("score"), bool) and math.isfinite(b["score"])]
+    return max(scores, default=0.0)
+
+
 def scheme_problems(doc: Any) -> list[Problem]:
     """Everything wrong with a scheme document (all listed)."""
     if not isinstance(doc, dict):
@@ -208,7 +218,8 @@ def scheme_problems(doc: Any) -> list[Problem]:
         mins = []
         for i, g in enumerate(grades):
             if not isinstance(g, dict) or not isinstance(g.get("grade"), str) or not g["grade"].strip() \
-                    or isinstance(g.get("min"), bool) or not isinstance(g.get("min"), int | float):
+                    or isinstance(g.get("min"), bool) or not isinstance(g.get("min"), int | float) \
+                    or not math.isfinite(g["min"]):
                 probs.append(Problem("a grade band is {grade: text, min: number}", ["body", "grades", i]))
             else:
                 mins.append(float(g["min"]))
@@ -225,13 +236,14 @@ def scheme_problems(doc: Any) -> list[Problem]:
         if name not in ("accept_count_score", "dispatch_count_score", "assigned_count_points"):
             probs.append(Problem(f"unknown step function {name!r}", loc))
             continue
-        if not isinstance(sf, dict) or sf.get("of") not in COUNT_OF or not isinstance(sf.get("bands"), list) \
-                or not sf["bands"]:
+        if not isinstance(sf, dict) or not isinstance(sf.get("of"), str) or sf["of"] not in COUNT_OF \
+                or not isinstance(sf.get("bands"), list) or not sf["bands"]:
             probs.append(Problem(f"a step function is {{of: {'/'.join(sorted(COUNT_OF))}, bands: [...]}}", loc))
             continue
         for j, b in enumerate(sf["bands"]):
             ok = isinstance(b, dict) and isinstance(b.get("score"), int | float) and not isinstance(b.get("score"), bool)
-            ok = ok and all(isinstance(b.get(k), int | float) for k in ("min", "max") if b.get(k) is not None)
+            ok = ok and all(isinstance(b.get(k), int | float) and not isinstance(b.get(k), bool)
+                            and math.isfinite(b[k]) for k in ("min", "max") if b.get(k) is not None)
             if not ok or not 0 <= float(b["score"]) <= 100:
                 probs.append(Problem("a band is {min?, max?, score 0-100}", [*loc, "bands", j]))
     subjects = doc.get("subjects")
@@ -248,7 +260,9 @@ def scheme_problems(doc: Any) -> list[Problem]:
             probs.append(Problem("weights must be an object indicator -> weight", [*loc, "weights"]))
             continue
         for k, v in w.items():
-            if k not in known:
+            if isinstance(v, int | float) and not isinstance(v, bool) and not math.isfinite(v):
+                probs.append(Problem("a weight is a finite number", [*loc, "weights", k]))
+            elif k not in known:
                 probs.append(Problem(f"unknown indicator {k!r} for {subj}; known: {', '.join(sorted(known))}",
                                      [*loc, "weights", k]))
             elif isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
@@ -256,18 +270,18 @@ def scheme_problems(doc: Any) -> list[Problem]:
             elif k.endswith("_points"):
                 probs.append(Problem("point indicators go in 'points', not in 'weights'", [*loc, "weights", k]))
         points = s.get("points", [])
-        if not isinstance(points, list) or any(p not in known or not p.endswith("_points") or p not in sfs
-                                               for p in points):
+        if not isinstance(points, list) or any(not isinstance(p, str) or p not in known or not p.endswith("_points")
+                                               or p not in sfs for p in points):
             probs.append(Problem("points: a list of *_points step functions of this subject", [*loc, "points"]))
             points = []
         for k in w:
             if k.endswith("_score") and k not in sfs:
                 probs.append(Problem(f"{k} needs a step function of that name", [*loc, "weights", k]))
         inv = s.get("inverse", [])
-        if not isinstance(inv, list) or any(k not in known for k in inv):
+        if not isinstance(inv, list) or any(not isinstance(k, str) or k not in known for k in inv):
             probs.append(Problem("inverse: a list of this subject's indicators", [*loc, "inverse"]))
-        total = sum(float(v) for v in w.values() if isinstance(v, int | float)) * 100
-        total += sum(max((float(b.get("score", 0)) for b in sfs.get(p, {}).get("bands", [])), default=0) for p in points)
+        total = sum(float(v) for v in w.values() if isinstance(v, int | float) and math.isfinite(v)) * 100
+        total += sum(_max_band_score(sfs.get(p)) for p in points)
         if total > 100.0001:
             probs.append(Problem(f"the composite of {subj} could exceed 100 ({total:g}): lower the weights", [*loc]))
     return probs

@@ -285,6 +285,8 @@ class IntakeItem:
     self_handled: bool = False
     public: bool = False
     dedupe: bool = True
+    # batch imports write one audit row and one outbox event for the whole import instead
+    per_case_side_effects: bool = True
 
 
 def _lock_category(session: Session, category_id: int) -> None:
@@ -372,17 +374,19 @@ def intake(session: Session, principal: Principal, item: IntakeItem) -> dict[str
         mt = table(Media)
         session.execute(update(mt).where(mt.c.id.in_(list(item.media)), mt.c.case_id.is_(None)).values(case_id=cid))
     no = case_no(cid, at)
-    jobs.enqueue(session, "case.reported", {
-        "case_id": cid, "case_no": no, "category_code": cat.code, "category_name": cat.name_zh, "source": item.source,
-        "urgency": item.urgency, "state": state, "lon": item.lon, "lat": item.lat, "grid_code": item.where.grid_code,
-        "street_code": item.where.street_code, "at": at})
+    if item.per_case_side_effects:
+        jobs.enqueue(session, "case.reported", {
+            "case_id": cid, "case_no": no, "category_code": cat.code, "category_name": cat.name_zh,
+            "source": item.source, "urgency": item.urgency, "state": state, "lon": item.lon, "lat": item.lat,
+            "grid_code": item.where.grid_code, "street_code": item.where.street_code, "at": at})
     if item.urgency in ("urgent", "critical") and not item.self_handled:
         sla.escalate(session, {"id": cid, "case_no": no, "title": item.title, "urgency": item.urgency, "state": state,
                                "lead_department_code": None, "street_code": item.where.street_code,
                                "community_code": item.where.community_code, "grid_code": item.where.grid_code},
                      "urgent_reported", at)
-    audit.record(session, principal, "case.report", "case", cid,
-                 detail={"source": item.source, "category": cat.code, "grid": item.where.grid_code})
+    if item.per_case_side_effects:
+        audit.record(session, principal, "case.report", "case", cid,
+                     detail={"source": item.source, "category": cat.code, "grid": item.where.grid_code})
     return {"case_id": cid, "case_no": no, "state": state, "linked": False, "report_id": rid, "reporter_count": 1,
             "distance_m": None, "category_code": cat.code, "category_name": cat.name_zh,
             "grid_code": item.where.grid_code, "community_code": item.where.community_code,
@@ -403,7 +407,9 @@ def _link(session: Session, principal: Principal, item: IntakeItem, cid: int, di
         from_state=row.state, to_state=row.state, note=item.description, reason=None,
         data={"report_id": rid, "source": item.source, "distance_m": round(dist, 1), "external_id": item.external_id},
         attachments=list(item.media)))
-    audit.record(session, principal, "case.link_report", "case", cid, detail={"report_id": rid, "distance_m": round(dist, 1)})
+    if item.per_case_side_effects:
+        audit.record(session, principal, "case.link_report", "case", cid,
+                     detail={"report_id": rid, "distance_m": round(dist, 1)})
     return {"case_id": cid, "case_no": case_no(cid, row.reported_at), "state": row.state, "linked": True,
             "report_id": rid, "reporter_count": int(row.reporter_count), "distance_m": round(dist, 2),
             "category_code": row.category_code, "category_name": item.cat.name_zh, "grid_code": row.grid_code,
@@ -566,14 +572,21 @@ def import_hotline(session: Session, principal: Principal, rows: list[Any], *, s
             source="hotline", channel="import", cat=cat, lon=float(lon[i]), lat=float(lat[i]), where=w, at=o.received_at,
             title=_title(cat, o.title, o.address), description=o.content, address=o.address,
             urgency=o.urgency or cat.urgency_default, appeal_type=o.appeal_type, external_id=o.order_id,
-            reporter_name=o.caller_name, reporter_phone=o.caller_phone))
+            reporter_name=o.caller_name, reporter_phone=o.caller_phone, per_case_side_effects=False))
         created += 0 if res["linked"] else 1
         linked += 1 if res["linked"] else 0
         items.append({"row": i, "order_id": o.order_id, "case_id": res["case_id"], "case_no": res["case_no"],
                       "linked": res["linked"]})
     items.sort(key=lambda d: d["row"])
+    case_ids = sorted({int(d["case_id"]) for d in items})
     audit.record(session, principal, "hotline.import", "case", None,
-                 detail={"rows": len(orders), "created": created, "linked": linked, "skipped": skipped})
+                 detail={"rows": len(orders), "created": created, "linked": linked, "skipped": skipped,
+                         "case_ids": case_ids if len(case_ids) <= 200 else {"count": len(case_ids), "min": case_ids[0],
+                                                                            "max": case_ids[-1]},
+                         "orders": [o.order_id for o in orders if o is not None][:200]})
+    if created or linked:
+        jobs.enqueue(session, "case.imported", {"source": "hotline", "created": created, "linked": linked,
+                                                "case_ids": case_ids[:1000], "at": sla.now()})
     return {"created": created, "linked": linked, "skipped": skipped, "items": items}
 
 

@@ -368,7 +368,7 @@ Index("ix_case_event_case_id", CaseEvent.case_id, CaseEvent.id)
 
 class CaseStep(Base):
     """One timed step of a case (accept, verify, register, dispatch, acknowledge, handle, inspect,
-    close, evaluate). Its timers are rows of cityops.jobs (kind case.sla.yellow / case.sla.red)."""
+    close, evaluate). Its timer is a row of cityops.jobs (kind case.sla: yellow phase, then red)."""
 
     __tablename__ = "case_step"
 

@@ -18,6 +18,7 @@ from xml.etree import ElementTree as ET
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from cityops.cases import open311_service as svc
 from cityops.db import get_session
@@ -221,8 +222,9 @@ async def create_request(request: Request, fmt: str, session: Session = Depends(
         idem = request.headers.get("idempotency-key")
         if idem is not None and not 1 <= len(idem) <= 200:
             raise svc.bad("Idempotency-Key must be 1-200 characters")
-        out = svc.create_request(session, form, header_key=request.headers.get(API_KEY_HEADER),
-                                 source_ip=client_ip(request), idempotency_key=idem)
+        # the intake is blocking database work: off the event loop
+        out = await run_in_threadpool(svc.create_request, session, form, header_key=request.headers.get(API_KEY_HEADER),
+                                      source_ip=client_ip(request), idempotency_key=idem)
         return render(f, "service_requests", out)
     except svc.Open311Error as exc:
         return error_response(fmt.lower(), exc)

@@ -420,14 +420,14 @@ def _check_category(c: Any, i: int, standard_ref: str, depts: set[str], loc0: li
     if rule not in RULES:
         probs.append(Problem(f"responsibility_rule must be one of {', '.join(RULES)}", [*loc, "responsibility_rule"]))
     dd = c.get("default_department_code")
-    if dd is not None and dd not in depts:
+    if dd is not None and (not isinstance(dd, str) or dd not in depts):
         probs.append(Problem(f"unknown department {dd!r}", [*loc, "default_department_code"]))
     co = c.get("co_department_codes") or []
     if not isinstance(co, list):
         probs.append(Problem("co_department_codes must be a list", [*loc, "co_department_codes"]))
         co = []
     for j, d in enumerate(co):
-        if d not in depts:
+        if not isinstance(d, str) or d not in depts:
             probs.append(Problem(f"unknown department {d!r}", [*loc, "co_department_codes", j]))
     ov = c.get("area_overrides") or []
     if not isinstance(ov, list):
@@ -436,7 +436,7 @@ def _check_category(c: Any, i: int, standard_ref: str, depts: set[str], loc0: li
     for j, o in enumerate(ov):
         if not isinstance(o, dict) or not str(o.get("area_prefix", "")).isdigit() or not (6 <= len(str(o.get("area_prefix"))) <= 15):
             probs.append(Problem("area override needs area_prefix (6-15 digits)", [*loc, "area_overrides", j]))
-        elif o.get("department_code") not in depts:
+        elif not isinstance(o.get("department_code"), str) or o.get("department_code") not in depts:
             probs.append(Problem(f"unknown department {o.get('department_code')!r}", [*loc, "area_overrides", j]))
     tl, p = _limits(c.get("time_limits"), [*loc, "time_limits"])
     probs += p
@@ -467,7 +467,7 @@ def import_catalogue(session: Session, principal: Principal, doc: Any) -> dict[s
             problems.append(Problem("each version must be an object", loc))
             continue
         problems += _check_version_meta(v, loc)
-        if v.get("code") in existing_codes:
+        if isinstance(v.get("code"), str) and v.get("code") in existing_codes:
             problems.append(Problem(f"catalogue version {v.get('code')} exists already (versions are immutable: "
                                     "import under a new code)", [*loc, "code"], "conflict"))
         _, p = _limits(v.get("default_time_limits"), [*loc, "default_time_limits"])
@@ -510,7 +510,7 @@ def import_catalogue(session: Session, principal: Principal, doc: Any) -> dict[s
             continue
         for side in ("from_version", "to_version"):
             vc = cw.get(side)
-            if vc not in new_cats and vc not in existing_codes:
+            if not isinstance(vc, str) or (vc not in new_cats and vc not in existing_codes):
                 problems.append(Problem(f"unknown catalogue version {vc!r}", [*loc, side]))
             elif vc in existing_codes and vc not in old_cats:
                 vid = session.scalar(select(CatalogueVersion.id).where(CatalogueVersion.code == vc))
@@ -521,7 +521,7 @@ def import_catalogue(session: Session, principal: Principal, doc: Any) -> dict[s
                 continue
             for side, vside in (("from", "from_version"), ("to", "to_version")):
                 codes = new_cats.get(str(cw.get(vside))) or set(old_cats.get(str(cw.get(vside)), {}))
-                if r.get(side) not in codes:
+                if not isinstance(r.get(side), str) or r.get(side) not in codes:
                     problems.append(Problem(f"category {r.get(side)!r} is not in version {cw.get(vside)}", [*loc, "rows", ri, side]))
             if r.get("relation", "equivalent") not in ("equivalent", "broader", "narrower"):
                 problems.append(Problem("relation must be equivalent, broader or narrower", [*loc, "rows", ri, "relation"]))
@@ -994,7 +994,7 @@ def replace_escalation_rules(session: Session, principal: Principal, rules: list
             v = r.get(k)
             if v is not None and (not isinstance(v, list) or any(x not in allowed for x in v)):
                 probs.append(Problem(f"{k} must be null or a list of {', '.join(allowed)}", [*loc, k]))
-    codes = [r.get("code") for r in rules if isinstance(r, dict)]
+    codes = [str(r.get("code")) for r in rules if isinstance(r, dict)]
     if len(codes) != len(set(codes)):
         probs.append(Problem("rule codes must be unique", ["body"]))
     if probs:
@@ -1083,20 +1083,30 @@ def replace_transitions(session: Session, principal: Principal, rows: list[dict[
         if not isinstance(r, dict):
             probs.append(Problem("a transition is an object", loc))
             continue
-        if r.get("from") not in STATES:
+        if not isinstance(r.get("from"), str) or r.get("from") not in STATES:
             probs.append(Problem(f"unknown state {r.get('from')!r}", [*loc, "from"]))
-        if r.get("action") not in ACTIONS:
+        if not isinstance(r.get("action"), str) or r.get("action") not in ACTIONS:
             probs.append(Problem(f"unknown action {r.get('action')!r}", [*loc, "action"]))
-        if r.get("to") is not None and r.get("to") != "@previous" and r.get("to") not in STATES:
+        if r.get("to") is not None and r.get("to") != "@previous" and (not isinstance(r.get("to"), str)
+                                                                      or r.get("to") not in STATES):
             probs.append(Problem(f"unknown state {r.get('to')!r}", [*loc, "to"]))
-        if not isinstance(r.get("roles"), list) or not r["roles"]:
+        if not isinstance(r.get("roles"), list) or not r["roles"] or not all(isinstance(x, str) for x in r["roles"]):
             probs.append(Problem("roles must be a non-empty list", [*loc, "roles"]))
+        for k in ("start_steps", "finish_steps", "cancel_steps", "required", "effects"):
+            v = r.get(k)
+            if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
+                probs.append(Problem(f"{k} must be a list of names", [*loc, k]))
+                continue
         for k in ("start_steps", "finish_steps", "cancel_steps"):
-            if any(s not in (*STEPS, "*") for s in r.get(k) or []):
+            if isinstance(r.get(k), list) and any(s not in (*STEPS, "*") for s in r.get(k) or []):
                 probs.append(Problem(f"{k} must name steps ({', '.join(STEPS)}) or '*'", [*loc, k]))
-        if (r.get("from"), r.get("action")) in seen:
+        pair = (str(r.get("from")), str(r.get("action")))
+        if pair in seen:
             probs.append(Problem("duplicate (from, action)", loc))
-        seen.add((r.get("from"), r.get("action")))
+        seen.add(pair)
+        for k in ("guard", "department", "permission"):
+            if r.get(k) is not None and not isinstance(r.get(k), str):
+                probs.append(Problem(f"{k} must be a string", [*loc, k]))
     if probs:
         raise InvalidInput(probs)
     session.execute(delete(Transition))

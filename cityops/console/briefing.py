@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from cityops.cases.models import Case
 from cityops.console import charts, i18n, service
 from cityops.console.models import Briefing
+from cityops.console.snapshot import reading
 from cityops.console.views import STATIC_DIR, templates
 from cityops.db import utcnow
 from cityops.errors import InvalidInput, Problem
@@ -194,10 +195,22 @@ def html_to_pdf(html: str, timeout: float = 90.0) -> bytes:
 
 
 def generate(session: Session, principal: Principal, day: dt.date, lang: str = "zh", *, by: str | None = None,
-             pdf: bool = True, store: bool = True) -> Briefing:
-    """Render (and store) the briefing of ``day`` for the principal's area; replaces an older one."""
-    data = briefing_data(session, principal, day, lang)
+             pdf: bool = True, store: bool = True, commit: bool = True) -> Briefing:
+    """Render (and store) the briefing of ``day`` for the principal's area; replaces an older one.
+
+    The figures are read and the PDF printed without holding a write transaction; only the
+    final upsert of the row runs in ``session`` (committed when ``store`` and ``commit``; a job
+    handler leaves the commit to the worker, with the timer's own)."""
+    with reading(session) as rs:
+        data = briefing_data(rs, principal, day, lang)
     html = render_html(data, lang, standalone=True)
+    pdf_bytes = engine_name = error = None
+    if pdf:
+        try:
+            pdf_bytes = html_to_pdf(html)
+            engine_name = (chromium_version() or "chromium")[:120]
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            error = str(exc)[:2000]
     row = session.scalar(select(Briefing).where(Briefing.day == day, Briefing.area_code == data["area_code"],
                                                 Briefing.lang == lang))
     if row is None:
@@ -207,15 +220,11 @@ def generate(session: Session, principal: Principal, day: dt.date, lang: str = "
     row.html = html
     row.generated_at = utcnow()
     row.generated_by = by or principal.username
-    row.pdf, row.pdf_engine, row.pdf_error = None, None, None
-    if pdf:
-        try:
-            row.pdf = html_to_pdf(html)
-            row.pdf_engine = (chromium_version() or "chromium")[:120]
-        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            row.pdf_error = str(exc)[:2000]
-    if store:
+    row.pdf, row.pdf_engine, row.pdf_error = pdf_bytes, engine_name, error
+    if store and commit:
         session.commit()
+    elif store:
+        session.flush()
     return row
 
 
@@ -244,4 +253,4 @@ def next_run(now: dt.datetime | None = None) -> dt.datetime:
 
 def scheduled_run(session: Session, now: dt.datetime | None = None) -> Briefing:
     """What the daily timer does: yesterday's district briefing, HTML + PDF, by the system."""
-    return generate(session, SYSTEM, default_day(now), "zh", by="schedule")
+    return generate(session, SYSTEM, default_day(now), "zh", by="schedule", commit=False)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from cityops.cases import queries as case_queries
 from cityops.cases.models import Case
 from cityops.console import service
+from cityops.console.snapshot import reading
 from cityops.db import get_sessionmaker
 from cityops.security.principal import Principal
 
@@ -43,7 +44,7 @@ def start_cursor(last_event_id: str | None) -> int:
 
     if last_event_id and last_event_id.isdigit():
         return int(last_event_id)
-    with get_sessionmaker()() as s:
+    with get_sessionmaker()() as s0, reading(s0) as s:
         return latest_event_id(s)
 
 
@@ -51,7 +52,8 @@ def poll(principal: Principal, cursor: int, area: str | None, lang: str) -> tupl
     """Events after ``cursor`` visible to ``principal``; returns (messages, new cursor)."""
     from cityops.jobs.service import events_since
 
-    with get_sessionmaker()() as s:
+    # read-only connection: a console polling every second must not take SQLite's write lock
+    with get_sessionmaker()() as s0, reading(s0) as s:
         page = events_since(s, cursor, topics=TOPICS, limit=200)
         if not page:
             return [], page.cursor

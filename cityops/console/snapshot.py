@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,29 +252,38 @@ def refresh(session: Session, old: Snapshot) -> Snapshot:
     return _apply(old, rows, max_id, cursor)
 
 
+@contextmanager
+def reading(session: Session) -> Iterator[Session]:
+    """A read-only session on the same database that does not hold SQLite's write lock (the
+    app's sessions begin IMMEDIATE): a long read (a full snapshot, a briefing) must not block
+    intake. On PostgreSQL it is simply another session."""
+    engine = session.get_bind().engine
+    with engine.connect() as conn:
+        conn.info["write"] = False
+        try:
+            with Session(bind=conn) as s:
+                yield s
+                s.rollback()
+        finally:
+            conn.info.pop("write", None)
+
+
 _snaps: dict[str, Snapshot] = {}
 _reloading: set[str] = set()
 _lock = threading.Lock()
 
 
 def _background_reload(key: str, engine: Any) -> None:
-    """A fresh full snapshot made off the request path, then caught up and swapped in."""
+    """A fresh full snapshot made off the request path, caught up, then swapped in. It reads
+    without the write lock and takes the module lock only for the swap (so no request that holds
+    the database can wait on it)."""
     from sqlalchemy.orm import Session as _Session
 
     try:
-        with engine.connect() as conn:
-            conn.info["write"] = False  # SQLite: a plain (deferred) read transaction, no write lock
-            try:
-                with _Session(bind=conn) as s:
-                    fresh = load(s)
-                    s.rollback()
-            finally:
-                conn.info.pop("write", None)
-        with _lock, _Session(bind=engine) as s:
-            try:
-                _snaps[key] = refresh(s, fresh)
-            finally:
-                s.rollback()
+        with _Session(bind=engine) as s0, reading(s0) as s:
+            fresh = refresh(s, load(s))
+        with _lock:
+            _snaps[key] = fresh
     except Exception:  # noqa: BLE001 - keep serving the old snapshot; the next stale look retries
         from cityops.logging import log
 
@@ -285,15 +296,16 @@ def _background_reload(key: str, engine: Any) -> None:
 def current(session: Session) -> Snapshot:
     """The snapshot of this session's database, brought up to date. The first look loads it
     (one scan); afterwards a look applies the outbox since the last one, and every
-    ``FULL_RELOAD_S`` a background thread rebuilds it from scratch."""
+    ``FULL_RELOAD_S`` a background thread rebuilds it from scratch. Reads go through a separate
+    read-only connection: never SQLite's write lock, so a request can't deadlock on itself."""
     engine = session.get_bind().engine
     key = str(engine.url)
-    with _lock:
+    with _lock, reading(session) as rs:
         snap = _snaps.get(key)
         if snap is None:
-            snap = load(session)
+            snap = refresh(rs, load(rs))
         else:
-            snap = refresh(session, snap)
+            snap = refresh(rs, snap)
             if time.monotonic() - snap.loaded_at > FULL_RELOAD_S and key not in _reloading:
                 _reloading.add(key)
                 threading.Thread(target=_background_reload, args=(key, engine), daemon=True,

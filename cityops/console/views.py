@@ -85,6 +85,31 @@ NAV = [
 ]
 
 
+_display_names: dict[int, tuple[float, str | None]] = {}
+
+
+def display_name(principal: Principal) -> str | None:
+    """The account's display name (e.g. 区城运中心派遣员), cached for a minute."""
+    import time
+
+    if principal.account_id is None:
+        return None
+    hit = _display_names.get(principal.account_id)
+    if hit is not None and time.monotonic() - hit[0] < 60:
+        return hit[1]
+    from sqlalchemy import select
+
+    from cityops.console.snapshot import reading
+    from cityops.db import get_sessionmaker
+    from cityops.security.models import Account
+
+    # a read-only connection: the request's own session may hold SQLite's write lock already
+    with get_sessionmaker()() as s0, reading(s0) as s:
+        name = s.scalar(select(Account.display_name).where(Account.id == principal.account_id))
+    _display_names[principal.account_id] = (time.monotonic(), name)
+    return name
+
+
 def user_info(principal: Principal | None, lang: str) -> dict[str, Any] | None:
     if principal is None or principal.kind == "anonymous":
         return None
@@ -101,7 +126,7 @@ def user_info(principal: Principal | None, lang: str) -> dict[str, Any] | None:
         role_labels = sorted(principal.roles)
     return {
         "username": principal.username,
-        "display_name": principal.extra.get("display_name") if principal.extra else None,
+        "display_name": display_name(principal),
         "roles": sorted(principal.roles),
         "role_labels": role_labels,
         "area_code": principal.area_code,

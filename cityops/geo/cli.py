@@ -43,10 +43,11 @@ def import_cmd(key: str = typer.Argument(..., help="图层标识 layer key, e.g.
             res = layers.import_layer(session, SYSTEM, key, doc, name=name, name_en=name_en, description=description,
                                       source=file.name, tolerance_m2=tolerance_m2)
     except CityOpsError as exc:
-        err.print(f"[red]图层 {key} 未导入 layer {key} NOT imported: {len(exc.problems)} problem(s)[/red]")
+        # plain lines (no wrapping): one per problem, easy to grep
+        typer.echo(f"图层 {key} 未导入 layer {key} NOT imported: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:
             loc = "/".join(str(x) for x in p.loc)
-            err.print(f"  - [{loc}] {p.msg}", markup=False, highlight=False)
+            typer.echo(f"  - [{loc}] {p.msg}", err=True)
         raise typer.Exit(1)
     out.print(f"[green]图层 {res['key']} 已导入 imported: version {res['version']}, {res['feature_count']} features, "
               f"{res['total_area_m2'] / 1e6:.2f} km²[/green]")

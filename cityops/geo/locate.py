@@ -69,17 +69,21 @@ class PolygonIndex:
     @classmethod
     def build(cls, codes: Sequence[str], geoms: Sequence[BaseGeometry], *, cell_m: float | None = None,
               max_cells: int = 1 << 23) -> PolygonIndex:
-        """Index ``geoms`` (WGS-84 polygons/multipolygons) under their ``codes``.
+        """Index ``geoms`` (WGS-84 polygons/multipolygons) under their ``codes`` (empty or missing
+        geometries are left out: they cover nothing).
 
         ``cell_m``: raster cell size in metres; by default about 4,000 cells per polygon
         (at most ``max_cells``), i.e. ~10 m for the full demo's ~3,000 unit grids."""
         import time
 
         t0 = time.perf_counter()
-        codes_arr = np.asarray(list(codes), dtype=object)
+        pairs = [(c, g) for c, g in zip(codes, geoms, strict=True) if g is not None and not g.is_empty]
+        codes_arr = np.asarray([c for c, _ in pairs], dtype=object)
         order = np.argsort(codes_arr, kind="stable") if len(codes_arr) else np.zeros(0, dtype=np.int64)
         codes_arr = codes_arr[order]
-        geoms_arr = np.asarray(list(geoms), dtype=object)[order] if len(order) else np.asarray([], dtype=object)
+        geoms_arr = np.empty(len(pairs), dtype=object)
+        geoms_arr[:] = [g for _, g in pairs]
+        geoms_arr = geoms_arr[order]
         shapely.prepare(geoms_arr)
         ix = cls(codes_arr, geoms_arr, shapely.STRtree(geoms_arr))
         if len(geoms_arr):

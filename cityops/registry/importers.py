@@ -191,6 +191,8 @@ def read_xlsx(data: bytes) -> RawTable:
         if not wb.worksheets:
             raise InvalidInput([Problem("工作簿没有工作表 the workbook has no sheet", ["file"], "format")])
         ws = wb.worksheets[0]
+        if hasattr(ws, "reset_dimensions"):
+            ws.reset_dimensions()  # do not trust the stored sheet size (some writers get it wrong)
         rows = ws.iter_rows(min_row=1, values_only=True)
         first = next(rows, None)
         if first is None or all(_blank(c) for c in first):

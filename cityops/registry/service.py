@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import logging
 import io
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -216,7 +216,7 @@ def masked_dict(kind: str, row: Any, principal: Principal, names: dict[str, str]
     if specs is None:
         return d
     out = mask_record(d, specs, principal)
-    if "address" in d:
+    if kind in ("persons", "households"):  # home addresses: cut to community level
         out["address"] = _community_address(d["address"], names.get(row.community_code))
     if kind == "persons":
         out["masked"] = True

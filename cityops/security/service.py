@@ -590,17 +590,37 @@ def resolve_principal(request: Request) -> Principal:
 
     Raises ``Unauthorized`` (401, ``WWW-Authenticate: Bearer``) when missing, unknown, revoked,
     expired or idle for longer than ``session_idle_minutes``."""
-    from cityops.db import get_sessionmaker
+    from cityops.db import get_engine
 
     cred = credentials(request)
     if cred is None:
         raise unauthorized("需要登录 authentication required", ["header", "Authorization"])
     kind, secret = cred
     ip = client_ip(request)
+    with get_engine().connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # a read transaction (plain BEGIN): resolving does not take SQLite's write lock
+            conn.info["write"] = False
+        try:
+            with Session(bind=conn) as session:
+                try:
+                    if kind == "api_key":
+                        return _principal_from_key(session, secret, ip)
+                    return _principal_from_session(session, secret, ip, kind)
+                finally:
+                    session.rollback()
+        finally:
+            if sqlite:
+                conn.info["write"] = True
+
+
+def _write(fn: Any) -> None:
+    """Run ``fn(session)`` in its own write transaction and commit."""
+    from cityops.db import get_sessionmaker
+
     with get_sessionmaker()() as session:
-        if kind == "api_key":
-            return _principal_from_key(session, secret, ip)
-        return _principal_from_session(session, secret, ip, kind)
+        fn(session)
+        session.commit()
 
 
 def _principal_from_session(session: Session, token: str, ip: str | None, kind: str) -> Principal:
@@ -617,17 +637,22 @@ def _principal_from_session(session: Session, token: str, ip: str | None, kind: 
     if row.expires_at <= now:
         raise unauthorized("登录已过期，请重新登录 session expired", ["header", "Authorization"], "session_expired")
     if now - row.last_seen > dt.timedelta(minutes=settings.session_idle_minutes):
-        row.revoked_at = now
-        row.revoked_reason = "idle"
-        audit.record(session, _principal_for(session, acc, ip, str(row.id)), "session_timeout", "account", acc.id,
-                     detail={"idle_minutes": settings.session_idle_minutes})
-        session.commit()
+        actor = _principal_for(session, acc, ip, str(row.id))
+        sid = row.id
+
+        def revoke(ws: Session) -> None:
+            ws.execute(update(AuthSession).where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
+                       .values(revoked_at=now, revoked_reason="idle"))
+            audit.record(ws, actor, "session_timeout", "account", actor.account_id,
+                         detail={"idle_minutes": settings.session_idle_minutes})
+
+        _write(revoke)
         raise unauthorized("长时间未操作，已自动退出 session ended after inactivity", ["header", "Authorization"],
                            "session_idle")
     principal = _principal_for(session, acc, ip, str(row.id))
     if now - row.last_seen > TOUCH_EVERY:
-        row.last_seen = now
-        session.commit()
+        sid = row.id
+        _write(lambda ws: ws.execute(update(AuthSession).where(AuthSession.id == sid).values(last_seen=now)))
     return principal
 
 
@@ -647,8 +672,8 @@ def _principal_from_key(session: Session, key: str, ip: str | None) -> Principal
                           extra={"api_key_id": row.id})
     now = clock.now()
     if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
-        row.last_used_at = now
-        session.commit()
+        kid = row.id
+        _write(lambda ws: ws.execute(update(ApiKey).where(ApiKey.id == kid).values(last_used_at=now)))
     return principal
 
 

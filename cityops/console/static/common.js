@@ -160,7 +160,18 @@ async function logout() {
   location.href = "/login";
 }
 
+function wireLangToggle() {
+  // keep the page's own query (filters, case, date) when switching language
+  for (const a of document.querySelectorAll("a[data-lang-toggle]")) {
+    const target = new URL(a.getAttribute("href"), location.href).searchParams.get("lang");
+    const u = new URL(location.href);
+    u.searchParams.set("lang", target);
+    a.href = u.pathname + u.search;
+  }
+}
+
 function wireChrome() {
+  wireLangToggle();
   document.querySelectorAll("#logout, [data-logout]").forEach((b) => b.addEventListener("click", logout));
   startClock();
 }
