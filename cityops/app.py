@@ -50,6 +50,8 @@ def create_app(**overrides: Any) -> FastAPI:
         description="城市运行一网统管平台 — city operations, closed-loop cases, early warning and "
         "emergency response for a Chinese district (model user: 上海市松江区 310117).",
         openapi_tags=OPENAPI_TAGS,
+        docs_url=None,
+        redoc_url=None,
         **overrides,
     )
 
@@ -75,6 +77,8 @@ def create_app(**overrides: Any) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    _offline_docs(app)
+
     for name in DOMAIN_APIS:
         try:
             module = importlib.import_module(name)
@@ -89,3 +93,28 @@ def create_app(**overrides: Any) -> FastAPI:
         if router is not None:
             app.include_router(router)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI served from the swagger-ui-bundle package (no CDN, works offline)."""
+    import swagger_ui_bundle
+    from fastapi import Depends
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from cityops.security.deps import public_route
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(public_route)])
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — 接口文档",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js", swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False, dependencies=[Depends(public_route)])
+    async def docs_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

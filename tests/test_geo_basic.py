@@ -38,3 +38,12 @@ def test_locate_outside_is_clear_not_500(client):
     assert r.json()["inside"] is False and r.json()["grid_code"] is None
     r = client.get("/api/v1/grids/locate", params={"lat": 391.9, "lon": 116.4})
     assert r.status_code == 422
+
+
+def test_api_docs_are_served_offline(client):
+    r = client.get("/docs")
+    assert r.status_code == 200
+    assert "/static/swagger/swagger-ui-bundle.js" in r.text
+    assert "http://" not in r.text.replace("http://testserver", "") and "https://" not in r.text
+    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/openapi.json").json()["components"]["securitySchemes"]

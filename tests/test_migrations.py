@@ -31,3 +31,23 @@ def test_alembic_head_matches_models(tmp_root, request):
     upgrade(url)
     diff = _diff(url)
     assert diff == [], f"migrations and models differ; regenerate: {diff[:5]}"
+
+
+def test_alembic_installs_the_audit_guard(tmp_root):
+    import pytest
+    from sqlalchemy import text
+
+    from tests.conftest import _new_database
+
+    url = _new_database(tmp_root, "mig2")
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO audit_log (seq, at, username, roles, action, object_type, object_id, result, "
+                              "source_ip, detail, prev_hash, hash) VALUES (1, CURRENT_TIMESTAMP, 'x', 'r', 'a', 'o', '1', "
+                              "'ok', NULL, '{}', 'p', 'h')"))
+        with pytest.raises(Exception), engine.begin() as conn:
+            conn.execute(text("UPDATE audit_log SET result = 'changed'"))
+    finally:
+        engine.dispose()
