@@ -203,6 +203,14 @@ def main(argv: list[str]) -> int:
             codes_out = service.grid_indices_for(session, lon, lat)
             runs.append(time.perf_counter() - t0)
         ours_s = min(runs)
+        # memory of one batch call (NumPy allocations are traced), apart from the process's RSS
+        import tracemalloc
+
+        tracemalloc.start()
+        service.grid_indices_for(session, lon, lat)
+        call_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        rss_after_ours = peak_rss_mb()
         raw_runs = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
@@ -283,6 +291,8 @@ def main(argv: list[str]) -> int:
         "postgis_note": pg_note,
         "targets": {"points_per_s>=2M": pps >= 2_000_000, "vs_postgis>=5x": bool(pg_pps and pps >= 5 * pg_pps),
                     "exact": exact},
+        "call_peak_alloc_mb": round(call_peak_mb, 1),
+        "peak_rss_mb_after_cityops_runs": round(rss_after_ours, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "peak_rss_mb_without_postgis": round(rss_before_pg, 1),
         "machine": machine(),

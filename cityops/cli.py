@@ -8,7 +8,7 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(help="cityops 城运 — city operations platform", no_args_is_help=True)
 db_app = typer.Typer(help="database 数据库", no_args_is_help=True)
@@ -41,7 +41,7 @@ def seed_demo_cmd(small: bool = typer.Option(False, "--small", help="a small dis
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def tick(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -108,4 +108,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    sys.exit(0)

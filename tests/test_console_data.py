@@ -450,3 +450,15 @@ def test_evaluation_page_rankings_and_csv(client, world):
     assert lines[0].startswith("名次,名称") and len(lines) >= 2
     assert client.get("/evaluation.csv", headers=h, params={"kind": "nope"}).status_code == 422
     assert client.get("/evaluation", headers=h, params={"period": "forever"}).status_code == 422
+
+
+def test_report_page_public_parts(client, world):
+    client.cookies.clear()
+    r = client.get("/report")
+    assert r.status_code == 200 and 'id="contact"' in r.text  # a citizen may leave a phone number
+    cats = client.get("/api/v1/console/report-categories").json()["items"]
+    assert cats and {"code", "name", "group"} <= set(cats[0])
+    assert client.get("/api/v1/console/my-reports").status_code == 401
+    h = auth_headers(client, *world["disp"])
+    mine = client.get("/api/v1/console/my-reports", headers=h).json()["items"]
+    assert {c["id"] for c in mine} >= set(world["ids"]["c1"])  # the dispatcher reported these

@@ -36,6 +36,7 @@ def test_alembic_head_matches_models(tmp_root, request):
 def test_alembic_installs_the_audit_guard(tmp_root):
     import pytest
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     from tests.conftest import _new_database
 
@@ -47,7 +48,7 @@ def test_alembic_installs_the_audit_guard(tmp_root):
             conn.execute(text("INSERT INTO audit_log (seq, at, username, roles, action, object_type, object_id, result, "
                               "source_ip, detail, prev_hash, hash) VALUES (1, CURRENT_TIMESTAMP, 'x', 'r', 'a', 'o', '1', "
                               "'ok', NULL, '{}', 'p', 'h')"))
-        with pytest.raises(Exception), engine.begin() as conn:
+        with pytest.raises(DBAPIError), engine.begin() as conn:
             conn.execute(text("UPDATE audit_log SET result = 'changed'"))
     finally:
         engine.dispose()

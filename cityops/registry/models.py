@@ -9,8 +9,10 @@ changed (see ``cityops.registry.importers``).
 
 Every record carries the codes of the unit grid, community and street it lies in
 (``grid_code`` / ``community_code`` / ``street_code``, computed with
-``cityops.geo.service.grid_indices_for`` and ``lineage``), so area scoping is a prefix range on
-the indexed ``grid_code`` (``cityops.security.principal.area_clause``).
+``cityops.geo.service.grid_indices_for`` and ``lineage``), so area scoping of current versions is
+an equality on the column of the caller's level (``cityops.security.principal.located_clause``),
+served by partial indexes ``(level_code, entity_id, id) WHERE valid_to IS NULL`` (see the end of
+this module); past versions are scoped by a prefix range on the indexed ``grid_code``.
 
 Columns holding personal data are marked in ``Column.info``: ``sensitive`` (masked on output)
 and ``data_class`` (GB/T 43697 grade: 核心/重要/一般) with ``pi_class`` (S3 sensitive PI,
@@ -183,6 +185,20 @@ for _m in MODELS.values():
     _key = getattr(_m, _m.KEY)
     Index(f"uq_{_m.__tablename__}_current_key", _key, unique=True,
           sqlite_where=_m.valid_to.is_(None), postgresql_where=_m.valid_to.is_(None))
+
+# Reads of current versions (lists, counts, exports, by id): the area scope is an equality on the
+# code column of the caller's level (``cityops.security.principal.located_clause``), and pages are
+# ordered by (entity_id, id). One partial index per level, (level_code, entity_id, id) over the
+# current versions, serves the filter AND the order of a page (no sort) and is a covering index for
+# the scoped count; (entity_id, id) does the same for district-wide reads. Versions valid at a past
+# instant (``as_of``) use the full ``grid_code`` / ``entity_id`` indexes.
+CURRENT_INDEX_LEVELS = ("street", "community", "grid")
+for _m in MODELS.values():
+    _current = _m.valid_to.is_(None)
+    for _level in CURRENT_INDEX_LEVELS:
+        Index(f"ix_{_m.__tablename__}_current_{_level}", getattr(_m, f"{_level}_code"), _m.entity_id, _m.id,
+              sqlite_where=_current, postgresql_where=_current)
+    Index(f"ix_{_m.__tablename__}_current", _m.entity_id, _m.id, sqlite_where=_current, postgresql_where=_current)
 
 
 def field_classes() -> dict[str, dict[str, Any]]:

@@ -1,9 +1,15 @@
 """Base-data services: imports with history, scoped and masked reads, GeoJSON and CSV out.
 
 Every read starts from ``readable(session, principal, kind, at)``: the versions valid at ``at``
-(the current ones when ``at`` is None) inside the principal's area (``area_clause`` on
-``grid_code``). Records outside the caller's area do not exist for the caller (404, absent
-from lists, counts and exports).
+(the current ones when ``at`` is None) inside the principal's area. Records outside the caller's
+area do not exist for the caller (404, absent from lists, counts and exports).
+
+Scoping is written so that an index serves it: for current versions an equality on the code
+column of the area's level (``located_clause``: street_code / community_code / grid_code), which
+the partial indexes ``(level_code, entity_id, id) WHERE valid_to IS NULL`` turn into an ordered
+index range (a page needs no sort, a count reads the index only); for past versions (``as_of``)
+the prefix range on the indexed ``grid_code`` (``area_clause``). Both select the same rows:
+a record's street and community codes are the prefixes of its grid code.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cityops.config import get_settings
 from cityops.db import utcnow
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from cityops.geo.models import Area
@@ -40,7 +47,7 @@ from cityops.registry.codes import (
 )
 from cityops.registry.models import MODELS, SPATIAL_KINDS, Building, Household, Person
 from cityops.security import audit, masking
-from cityops.security.principal import Principal, area_clause, code_prefix_clause
+from cityops.security.principal import Principal, area_clause, code_prefix_clause, located_clause
 from cityops.security.privacy import F, check_unmask, declare_fields, mask_record
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -133,10 +140,41 @@ def version_clause(model: Any, at: dt.datetime | None) -> Any:
     return and_(model.valid_from <= at, or_(model.valid_to.is_(None), model.valid_to > at))
 
 
+def _in_district(code: str) -> bool:
+    """A code of 6 digits or fewer that covers the whole district (every record lies in it)."""
+    return len(code) <= 6 and get_settings().district_code.startswith(code)
+
+
+def scope_clause(principal: Principal, model: Any, at: dt.datetime | None = None) -> Any:
+    """The principal's area over ``model``'s versions valid at ``at`` (see the module doc)."""
+    code = principal.area_code
+    if at is not None or (principal.kind != "system" and code is not None and len(code) <= 6
+                          and not _in_district(code)):
+        return area_clause(principal, model.grid_code)
+    return located_clause(principal, model.street_code, model.community_code, model.grid_code)
+
+
+def area_filter(model: Any, code: str, at: dt.datetime | None = None) -> Any:
+    """Records inside the area ``code`` (a code prefix), written like ``scope_clause``."""
+    if at is None:
+        if _in_district(code):
+            return true()
+        column = {9: model.street_code, 12: model.community_code, 15: model.grid_code}.get(len(code))
+        if column is not None:
+            return column == code
+    return code_prefix_clause(model.grid_code, code)
+
+
 def readable(session: Session, principal: Principal, kind: str, at: dt.datetime | None = None) -> Select[Any]:
     """Versions of ``kind`` valid at ``at`` that ``principal`` may see."""
     m = MODELS[kind]
-    return select(m).where(version_clause(m, at), area_clause(principal, m.grid_code))
+    return select(m).where(version_clause(m, at), scope_clause(principal, m, at))
+
+
+def count_of(session: Session, stmt: Select[Any]) -> int:
+    """The number of rows ``stmt`` (a ``select(Model)``) selects, as ``SELECT count(*) FROM table
+    WHERE ...``: nothing but the index of the scope is read when the filters are on its columns."""
+    return int(session.scalar(stmt.order_by(None).with_only_columns(func.count(), maintain_column_froms=True)) or 0)
 
 
 # ------------------------------------------------------------------ output
@@ -227,13 +265,13 @@ def masked_dict(kind: str, row: Any, principal: Principal, names: dict[str, str]
 
 
 def _filters(stmt: Select[Any], kind: str, *, area_code: str | None, kind_filter: str | None, q: str | None,
-             status: str | None = None) -> Select[Any]:
+             status: str | None = None, at: dt.datetime | None = None) -> Select[Any]:
     m = MODELS[kind]
     if area_code:
         if not re.fullmatch(r"\d{1,15}", area_code):
             raise InvalidInput([Problem("area_code 应为区划/网格编码前缀（数字） area_code must be digits",
                                         ["query", "area_code"])])
-        stmt = stmt.where(code_prefix_clause(m.grid_code, area_code))
+        stmt = stmt.where(area_filter(m, area_code, at))
     if kind_filter:
         stmt = stmt.where(_kind_clause(kind, kind_filter))
     if status:
@@ -290,7 +328,7 @@ def query(session: Session, principal: Principal, kind: str, *, area_code: str |
           as_of: dt.date | dt.datetime | str | None = None) -> Select[Any]:
     at = as_of_instant(as_of)
     return _filters(readable(session, principal, kind, at), kind, area_code=area_code, kind_filter=kind_filter, q=q,
-                    status=status)
+                    status=status, at=at)
 
 
 def list_records(session: Session, principal: Principal, kind: str, *, page: int = 1, page_size: int = 50,
@@ -298,7 +336,7 @@ def list_records(session: Session, principal: Principal, kind: str, *, page: int
     kind = resolve_kind(kind)
     stmt = query(session, principal, kind, **filters)
     m = MODELS[kind]
-    total = int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    total = count_of(session, stmt)
     rows = list(session.scalars(stmt.order_by(m.entity_id, m.id).offset((page - 1) * page_size).limit(page_size)))
     names = _area_names(session, (r.community_code for r in rows)) if kind in _SPECS else {}
     items = [masked_dict(kind, r, principal, names) for r in rows]
@@ -362,7 +400,7 @@ def get_record(session: Session, principal: Principal, kind: str, entity_id: int
         if principal.can("person.read"):
             members = session.scalars(select(Person).where(Person.household_code == row.code,
                                                            version_clause(Person, at),
-                                                           area_clause(principal, Person.grid_code))
+                                                           scope_clause(principal, Person, at))
                                       .order_by(Person.entity_id)).all()
             out["members"] = [{k: v for k, v in masked_dict("persons", p, principal, names).items()
                                if k in ("id", "name", "gender", "gender_label", "relation", "registered", "resident",
@@ -401,7 +439,7 @@ def geojson(session: Session, principal: Principal, kind: str, *, page: int = 1,
                                     ["path", "kind"])])
     m = MODELS[kind]
     stmt = query(session, principal, kind, **filters)
-    total = int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    total = count_of(session, stmt)
     rows = session.scalars(stmt.order_by(m.entity_id, m.id).offset((page - 1) * page_size).limit(page_size)).all()
     names: dict[str, str] = _area_names(session, (r.community_code for r in rows)) if kind in _SPECS else {}
     features = []
@@ -980,6 +1018,5 @@ def counts(session: Session, principal: Principal, *, area_code: str | None = No
     for kind in MODELS:
         if not principal.can(READ_PERMISSION[kind]):
             continue
-        stmt = query(session, principal, kind, area_code=area_code, as_of=as_of)
-        out[kind] = int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+        out[kind] = count_of(session, query(session, principal, kind, area_code=area_code, as_of=as_of))
     return out

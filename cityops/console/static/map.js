@@ -112,11 +112,13 @@ export class DistrictMap {
     if (!layer) return;
     if (this._labels) this._labels.remove();
     this._labels = L.layerGroup();
+    this._labelByCode = {};
     layer.eachLayer((lyr) => {
       if (!lyr._label) return;
       const c = lyr.getBounds().getCenter();
-      L.tooltip({ permanent: true, direction: "center", className: "area-label", interactive: false })
+      const tip = L.tooltip({ permanent: true, direction: "center", className: "area-label", interactive: false })
         .setLatLng(c).setContent(lyr._label).addTo(this._labels);
+      this._labelByCode[lyr.feature.properties.code] = { tip, home: c };
     });
     this._labels.addTo(this.map);
   }
@@ -194,10 +196,24 @@ export class DistrictMap {
         this.serverClusters.addLayer(m);
       }
     }
+    this._placeLabels(data);
     this.node.dataset.mode = data.mode;
     this.node.dataset.count = String(data.total);
     this.node.dataset.ready = "1";
     this.node.dispatchEvent(new CustomEvent("cases-loaded", { detail: data }));
+  }
+
+  /** Street labels sit at their area's centre, or just below the street's cluster when the
+   *  server clusters by street (so the count and the name don't overprint). */
+  _placeLabels(data) {
+    if (!this._labelByCode) return;
+    const at = {};
+    if (data.mode === "clusters" && data.level === "street") for (const c of data.items) at[c.code] = [c.lat, c.lon];
+    for (const [code, { tip, home }] of Object.entries(this._labelByCode)) {
+      const el_ = tip.getElement();
+      if (at[code]) { tip.setLatLng(at[code]); if (el_) el_.classList.add("below"); }
+      else { tip.setLatLng(home); if (el_) el_.classList.remove("below"); }
+    }
   }
 
   _casePopup(id, sla, stateLabel, cat) {

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 12:47:54.626077
+Create Date: 2026-11-27 13:16:46.043480
 """
 from __future__ import annotations
 
@@ -385,6 +385,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_building'))
     )
     with op.batch_alter_table('registry_building', schema=None) as batch_op:
+        batch_op.create_index('ix_registry_building_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_building_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_building_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index('uq_registry_building_current_key', ['code'], unique=True, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
@@ -422,6 +426,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_facility'))
     )
     with op.batch_alter_table('registry_facility', schema=None) as batch_op:
+        batch_op.create_index('ix_registry_facility_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_facility_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_facility_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_facility_type_code'), ['type_code'], unique=False)
@@ -446,6 +454,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('registry_household', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_registry_household_building_code'), ['building_code'], unique=False)
+        batch_op.create_index('ix_registry_household_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_household_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_household_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index('uq_registry_household_current_key', ['code'], unique=True, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
@@ -474,6 +486,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_organisation'))
     )
     with op.batch_alter_table('registry_organisation', schema=None) as batch_op:
+        batch_op.create_index('ix_registry_organisation_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_organisation_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_organisation_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_organisation_org_kind'), ['org_kind'], unique=False)
@@ -502,6 +518,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_person'))
     )
     with op.batch_alter_table('registry_person', schema=None) as batch_op:
+        batch_op.create_index('ix_registry_person_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_person_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_person_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_person_household_code'), ['household_code'], unique=False)
@@ -530,6 +550,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_place'))
     )
     with op.batch_alter_table('registry_place', schema=None) as batch_op:
+        batch_op.create_index('ix_registry_place_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_place_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_place_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_place_kind'), ['kind'], unique=False)
@@ -1098,6 +1122,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_registry_place_kind'))
         batch_op.drop_index(batch_op.f('ix_registry_place_grid_code'))
         batch_op.drop_index(batch_op.f('ix_registry_place_entity_id'))
+        batch_op.drop_index('ix_registry_place_current_street', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_place_current_grid', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_place_current_community', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_place_current', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
 
     op.drop_table('registry_place')
     with op.batch_alter_table('registry_person', schema=None) as batch_op:
@@ -1105,6 +1133,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_registry_person_household_code'))
         batch_op.drop_index(batch_op.f('ix_registry_person_grid_code'))
         batch_op.drop_index(batch_op.f('ix_registry_person_entity_id'))
+        batch_op.drop_index('ix_registry_person_current_street', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_person_current_grid', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_person_current_community', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_person_current', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
 
     op.drop_table('registry_person')
     with op.batch_alter_table('registry_organisation', schema=None) as batch_op:
@@ -1112,12 +1144,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_registry_organisation_org_kind'))
         batch_op.drop_index(batch_op.f('ix_registry_organisation_grid_code'))
         batch_op.drop_index(batch_op.f('ix_registry_organisation_entity_id'))
+        batch_op.drop_index('ix_registry_organisation_current_street', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_organisation_current_grid', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_organisation_current_community', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_organisation_current', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
 
     op.drop_table('registry_organisation')
     with op.batch_alter_table('registry_household', schema=None) as batch_op:
         batch_op.drop_index('uq_registry_household_current_key', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.drop_index(batch_op.f('ix_registry_household_grid_code'))
         batch_op.drop_index(batch_op.f('ix_registry_household_entity_id'))
+        batch_op.drop_index('ix_registry_household_current_street', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_household_current_grid', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_household_current_community', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_household_current', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.drop_index(batch_op.f('ix_registry_household_building_code'))
 
     op.drop_table('registry_household')
@@ -1126,12 +1166,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_registry_facility_type_code'))
         batch_op.drop_index(batch_op.f('ix_registry_facility_grid_code'))
         batch_op.drop_index(batch_op.f('ix_registry_facility_entity_id'))
+        batch_op.drop_index('ix_registry_facility_current_street', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_facility_current_grid', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_facility_current_community', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_facility_current', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
 
     op.drop_table('registry_facility')
     with op.batch_alter_table('registry_building', schema=None) as batch_op:
         batch_op.drop_index('uq_registry_building_current_key', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.drop_index(batch_op.f('ix_registry_building_grid_code'))
         batch_op.drop_index(batch_op.f('ix_registry_building_entity_id'))
+        batch_op.drop_index('ix_registry_building_current_street', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_building_current_grid', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_building_current_community', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.drop_index('ix_registry_building_current', sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
 
     op.drop_table('registry_building')
     op.drop_table('permission')
