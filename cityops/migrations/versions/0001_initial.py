@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 13:16:46.043480
+Create Date: 2026-11-27 13:18:18.992913
 """
 from __future__ import annotations
 
