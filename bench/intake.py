@@ -214,17 +214,19 @@ def free_ports(n: int) -> list[int]:
     raise RuntimeError("no free port in 8160-8169")
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, logfile: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CITYOPS_DATABASE_URL": url, "CITYOPS_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityops.app:create_app", "--factory", "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-                             "--no-access-log"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the server's log goes to a file: a pipe nobody reads fills up and blocks the server
+    with open(logfile, "ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityops.app:create_app", "--factory", "--host",
+                                 "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+                                 "--no-access-log"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     import httpx
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("server exited: " + (proc.stderr.read().decode()[-2000:] if proc.stderr else ""))
+            raise RuntimeError("server exited: " + logfile.read_text(errors="replace")[-2000:])
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
@@ -472,7 +474,8 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     ctx = setup(url)
     res: dict[str, Any] = {"backend": backend, "workers": args.workers}
     port = free_ports(1)[0]
-    proc = start_server(url, port, args.workers)
+    server_log = tmp / f"server-{backend}.log"
+    proc = start_server(url, port, args.workers, server_log)
     base = f"http://127.0.0.1:{port}"
     try:
         tok = token(base, "bench_grid", ctx["password"])
@@ -525,7 +528,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 created += body["created"] + body["linked"]
                 sent += k
                 log(f"   {sent:,} orders, {created / wall:,.0f} cases/s so far")
-        res["batch_cases_per_s"] = round(created / wall, 1)
+        res["batch_cases_per_s"] = round(created / wall, 1) if wall else None
         log(f"   {res['batch_cases_per_s']} cases/s (server time of the import requests)")
         if args.cases:
             log(f"== {backend}: bulk-generating {args.cases:,} cases")
@@ -550,6 +553,12 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
             log(f"   list p50 {res['list_p50_ms']} ms  p95 {res['list_p95_ms']} ms  by filter {res['list_by_filter_p95_ms']}")
     finally:
         stop_server(proc)
+        errors = server_log.read_text(errors="replace") if server_log.exists() else ""
+        res["server_errors"] = errors.count("Traceback")
+        if errors.count("Traceback"):
+            last = errors[errors.rfind("Traceback"):].strip().splitlines()
+            res["server_last_error"] = last[-1][:300] if last else None
+            log(f"   server logged {res['server_errors']} tracebacks; last: {res['server_last_error']}")
     if args.profile:
         log(f"== {backend}: in-process profile of 300 intakes")
         res["profile_ms_per_intake"] = profile(url, ctx)

@@ -78,6 +78,7 @@ def create_app(**overrides: Any) -> FastAPI:
         return {"status": "ok"}
 
     _offline_docs(app)
+    app.add_middleware(_RejectNul)
 
     for name in DOMAIN_APIS:
         try:
@@ -118,3 +119,22 @@ def _offline_docs(app: FastAPI) -> None:
     @app.get("/docs/oauth2-redirect", include_in_schema=False, dependencies=[Depends(public_route)])
     async def docs_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+
+class _RejectNul:
+    """Answer 422 to a URL carrying a NUL character (%00): no text column of PostgreSQL can hold it, and
+    streaming answers (CSV exports) could otherwise fail after their first bytes were sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("query_string", b"") + scope.get("raw_path", b"")
+            if b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", ""):
+                response = JSONResponse(status_code=422, content={"detail": [{
+                    "loc": ["query"], "type": "value_error.nul",
+                    "msg": "the URL contains a NUL character (%00), which is not allowed (地址含非法空字符)"}]})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -317,11 +317,16 @@ def test_no_personal_data_and_confidential_channels(o311, client, session):
 
 
 def test_address_string_and_address_id(o311, session, api_key):
+    from sqlalchemy import func
+
     from cityops.registry.models import Building
 
+    # a building whose address no other current building shares (other tests add buildings too)
+    unique = (select(Building.address).where(Building.valid_to.is_(None))
+              .group_by(Building.address).having(func.count() == 1))
     b = session.execute(select(Building.code, Building.address, Building.lon, Building.lat)
-                        .where(Building.valid_to.is_(None), Building.lon.is_not(None))
-                        .order_by(Building.id.desc())).first()
+                        .where(Building.valid_to.is_(None), Building.lon.is_not(None), Building.address.in_(unique))
+                        .order_by(Building.id)).first()
     session.rollback()
     cat = cat_of(session, "乱堆物堆料")
     rid = o311.post_request("json", api_key, cat.code, address_string=b.address)[0]["service_request_id"]

@@ -294,7 +294,8 @@ def _scheme_out(s: EvaluationScheme) -> dict[str, Any]:
 
 
 def list_schemes(session: Session) -> list[dict[str, Any]]:
-    rows = list(session.scalars(select(EvaluationScheme).order_by(EvaluationScheme.code, EvaluationScheme.version)))
+    rows = list(session.scalars(select(EvaluationScheme).order_by(EvaluationScheme.code, EvaluationScheme.version))) \
+        if table_ready(session) else []
     if not rows:
         d = default_definition()
         return [{"id": None, "code": d["code"], "version": d["version"], "name": d["name"], "status": "built-in",
@@ -336,15 +337,45 @@ def seed_default(session: Session, principal: Principal) -> bool:
 
 def seed_demo(session: Session, district: Any = None, *, small: bool = False, rng_seed: int = 0,
               progress: Any = None) -> None:
-    """Demo seeding hook (cityops.demo.seed): the default scheme as data."""
+    """Demo seeding hook (cityops.demo.seed): the default scheme as data (skipped, with the
+    built-in default still in force, when the table is not migrated yet)."""
     from cityops.security.principal import SYSTEM
 
+    if not table_ready(session):
+        import logging
+
+        logging.getLogger(__name__).warning("evaluation_scheme table missing (run `cityops db upgrade` after the "
+                                            "migrations are regenerated); the built-in default scheme is used")
+        return
     seed_default(session, SYSTEM)
+
+
+_READY: set[str] = set()
+
+
+def table_ready(session: Session) -> bool:
+    """Whether the evaluation_scheme table exists (a database migrated before it was added has
+    none: the built-in default scheme is used then)."""
+    key = str(session.get_bind().engine.url)
+    if key in _READY:
+        return True
+    from sqlalchemy import inspect
+
+    if inspect(session.connection()).has_table(EvaluationScheme.__tablename__):
+        _READY.add(key)
+        return True
+    return False
 
 
 def scheme_for(session: Session, end: dt.datetime, version: int | None = None, code: str | None = None) -> Scheme:
     """The scheme in force for a period ending at ``end`` (latest published version with
     valid_from before it), or the given version; the built-in default when the table is empty."""
+    if not table_ready(session):
+        if version is not None:
+            raise NotFound([Problem("no evaluation schemes are stored yet (run `cityops db upgrade`)",
+                                    ["query", "scheme_version"], "not_found")])
+        d = default_definition()
+        return Scheme(None, d["code"], int(d["version"]), d["name"], d)
     stmt = select(EvaluationScheme).where(EvaluationScheme.status == "published")
     if code:
         stmt = stmt.where(EvaluationScheme.code == code)

@@ -306,12 +306,24 @@ def parse_case_no(value: str) -> int | None:
     return None
 
 
+# Lists are ordered by reported_at (then id); the area scope is an equality on the street /
+# community / grid column (cityops.cases.queries.area_filter). A street holds a quarter of a
+# district's cases, so a street's usual filters have their own indexes: state and category keep
+# the page's order (no sort) and make the total an index-only count, and the last one, led by
+# due_at, covers the overdue / SLA filters and the counts of any other filter (state, category,
+# urgency, source, kind) without reading the table; category + state (the district's usual
+# combination) is counted from its own index (bench/scoped_list.py, issue 4).
 Index("ix_case_file_reported", Case.reported_at)
 Index("ix_case_file_street_reported", Case.street_code, Case.reported_at)
+Index("ix_case_file_street_state_reported", Case.street_code, Case.state, Case.reported_at)
+Index("ix_case_file_street_category_reported", Case.street_code, Case.category_id, Case.reported_at)
+Index("ix_case_file_street_due_cover", Case.street_code, Case.due_at, Case.yellow_at, Case.state, Case.category_id,
+      Case.urgency, Case.source, Case.kind)
 Index("ix_case_file_community_reported", Case.community_code, Case.reported_at)
 Index("ix_case_file_grid_reported", Case.grid_code, Case.reported_at)
 Index("ix_case_file_state_reported", Case.state, Case.reported_at)
 Index("ix_case_file_category_reported", Case.category_id, Case.reported_at)
+Index("ix_case_file_category_state_reported", Case.category_id, Case.state, Case.reported_at)
 Index("ix_case_file_source_reported", Case.source, Case.reported_at)
 Index("ix_case_file_lead_reported", Case.lead_department_code, Case.reported_at)
 Index("ix_case_file_due", Case.due_at)

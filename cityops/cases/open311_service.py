@@ -227,15 +227,21 @@ class Form:
         return v or None  # empty optional arguments count as absent
 
 
-def principal_for_key(session: Session, key: str | None, source_ip: str | None) -> Principal:
-    """The principal of an Open311 ``api_key`` (security's key check); 403 unless it holds
-    ``open311.post``."""
+def principal_for_key(key: str | None, source_ip: str | None) -> Principal:
+    """The principal of an Open311 ``api_key``, resolved by the security module exactly as an
+    ``X-API-Key`` header would be (its own read transaction; revoked / unknown keys refused);
+    403 unless it holds ``open311.post``."""
     if not key:
         raise Open311Error(403, "api_key is required to POST a service request")
+    from starlette.requests import Request
+
     from cityops.security import service as security
 
+    scope = {"type": "http", "method": "POST", "path": "/open311/v2/requests", "query_string": b"",
+             "headers": [(security.API_KEY_HEADER.lower().encode(), key.encode("utf-8", "replace"))],
+             "client": (source_ip or "0.0.0.0", 0)}
     try:
-        principal = security._principal_from_key(session, key, source_ip)
+        principal = security.resolve_principal(Request(scope))
     except CityOpsError:
         raise Open311Error(403, "invalid api_key (unknown or revoked)")
     if not principal.can(PERMISSION):
@@ -369,7 +375,7 @@ def create_request(session: Session, form: Form, *, header_key: str | None, sour
                    idempotency_key: str | None = None) -> list[dict[str, Any]]:
     """POST requests: validate everything (all problems listed), then the one intake path.
     Commits. Returns the ``service_requests`` list (one item)."""
-    principal = principal_for_key(session, form.get("api_key") or header_key, source_ip)
+    principal = principal_for_key(form.get("api_key") or header_key, source_ip)
     check_jurisdiction(form.get("jurisdiction_id"))
     cat = resolve_service(session, form.get("service_code"))
     errs: list[str] = []

@@ -256,7 +256,11 @@ def list_cases(session: Session, principal: Principal, f: CaseFilter, *, page: i
     total = -1
     if with_total:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).with_only_columns(Case.id).subquery())) or 0
-    rows = session.scalars(stmt.order_by(*SORTS[sort]).offset((page - 1) * page_size).limit(page_size)).all()
+    rows: Any = []
+    if total == -1 or total > (page - 1) * page_size:
+        # (with the total known, a page past the end is not read: an empty selective filter would
+        # otherwise walk the whole scope in the sort order looking for a first match)
+        rows = session.scalars(stmt.order_by(*SORTS[sort]).offset((page - 1) * page_size).limit(page_size)).all()
     names, depts, cats = _ctx(session)
     return {"total": total, "page": page, "page_size": page_size,
             "items": [summary(c, at, names, depts, cats) for c in rows]}

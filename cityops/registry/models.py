@@ -188,17 +188,25 @@ for _m in MODELS.values():
 
 # Reads of current versions (lists, counts, exports, by id): the area scope is an equality on the
 # code column of the caller's level (``cityops.security.principal.located_clause``), and pages are
-# ordered by (entity_id, id). One partial index per level, (level_code, entity_id, id) over the
-# current versions, serves the filter AND the order of a page (no sort) and is a covering index for
-# the scoped count; (entity_id, id) does the same for district-wide reads. Versions valid at a past
-# instant (``as_of``) use the full ``grid_code`` / ``entity_id`` indexes.
+# ordered by (entity_id, id). One partial index per level, (level_code, entity_id, id, *filter
+# columns) over the current versions, serves the filter AND the order of a page (no sort) and
+# answers the scoped count from the index alone, also with the list's kind / status filter
+# (``KIND_FILTER_COLUMNS``); (entity_id, id, *filter columns) does the same for district-wide
+# reads. Versions valid at a past instant (``as_of``) use the full ``grid_code`` / ``entity_id``
+# indexes. Figures: bench/scoped_list.py, bench/RESULTS.md.
 CURRENT_INDEX_LEVELS = ("street", "community", "grid")
-for _m in MODELS.values():
+KIND_FILTER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "buildings": ("kind",), "households": ("kind",), "persons": ("registered", "resident"),
+    "facilities": ("type_code", "status"), "organisations": ("org_kind",), "places": ("kind",),
+}
+for _kind, _m in MODELS.items():
     _current = _m.valid_to.is_(None)
+    _extra = [getattr(_m, c) for c in KIND_FILTER_COLUMNS[_kind]]
     for _level in CURRENT_INDEX_LEVELS:
-        Index(f"ix_{_m.__tablename__}_current_{_level}", getattr(_m, f"{_level}_code"), _m.entity_id, _m.id,
+        Index(f"ix_{_m.__tablename__}_current_{_level}", getattr(_m, f"{_level}_code"), _m.entity_id, _m.id, *_extra,
               sqlite_where=_current, postgresql_where=_current)
-    Index(f"ix_{_m.__tablename__}_current", _m.entity_id, _m.id, sqlite_where=_current, postgresql_where=_current)
+    Index(f"ix_{_m.__tablename__}_current", _m.entity_id, _m.id, *_extra, sqlite_where=_current,
+          postgresql_where=_current)
 
 
 def field_classes() -> dict[str, dict[str, Any]]:

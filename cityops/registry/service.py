@@ -171,6 +171,15 @@ def readable(session: Session, principal: Principal, kind: str, at: dt.datetime 
     return select(m).where(version_clause(m, at), scope_clause(principal, m, at))
 
 
+def _page(session: Session, stmt: Select[Any], model: Any, total: int, page: int, page_size: int) -> list[Any]:
+    """One page in record order. A page past the total is not read: with a filter that matches
+    nothing it would walk the whole scope in index order looking for a first row."""
+    if total <= (page - 1) * page_size:
+        return []
+    return list(session.scalars(stmt.order_by(model.entity_id, model.id).offset((page - 1) * page_size)
+                                .limit(page_size)))
+
+
 def count_of(session: Session, stmt: Select[Any]) -> int:
     """The number of rows ``stmt`` (a ``select(Model)``) selects, as ``SELECT count(*) FROM table
     WHERE ...``: nothing but the index of the scope is read when the filters are on its columns."""
@@ -337,7 +346,7 @@ def list_records(session: Session, principal: Principal, kind: str, *, page: int
     stmt = query(session, principal, kind, **filters)
     m = MODELS[kind]
     total = count_of(session, stmt)
-    rows = list(session.scalars(stmt.order_by(m.entity_id, m.id).offset((page - 1) * page_size).limit(page_size)))
+    rows = _page(session, stmt, m, total, page, page_size)
     names = _area_names(session, (r.community_code for r in rows)) if kind in _SPECS else {}
     items = [masked_dict(kind, r, principal, names) for r in rows]
     if kind == "households":
@@ -440,7 +449,7 @@ def geojson(session: Session, principal: Principal, kind: str, *, page: int = 1,
     m = MODELS[kind]
     stmt = query(session, principal, kind, **filters)
     total = count_of(session, stmt)
-    rows = session.scalars(stmt.order_by(m.entity_id, m.id).offset((page - 1) * page_size).limit(page_size)).all()
+    rows = _page(session, stmt, m, total, page, page_size)
     names: dict[str, str] = _area_names(session, (r.community_code for r in rows)) if kind in _SPECS else {}
     features = []
     for r in rows:

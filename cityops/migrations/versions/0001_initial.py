@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 13:18:18.992913
+Create Date: 2026-11-27 14:19:15.543847
 """
 from __future__ import annotations
 
@@ -385,10 +385,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_building'))
     )
     with op.batch_alter_table('registry_building', schema=None) as batch_op:
-        batch_op.create_index('ix_registry_building_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_building_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_building_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_building_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current', ['entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current_community', ['community_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current_grid', ['grid_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_building_current_street', ['street_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_building_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_building_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index('uq_registry_building_current_key', ['code'], unique=True, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
@@ -426,10 +426,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_facility'))
     )
     with op.batch_alter_table('registry_facility', schema=None) as batch_op:
-        batch_op.create_index('ix_registry_facility_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_facility_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_facility_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_facility_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current', ['entity_id', 'id', 'type_code', 'status'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current_community', ['community_code', 'entity_id', 'id', 'type_code', 'status'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current_grid', ['grid_code', 'entity_id', 'id', 'type_code', 'status'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_facility_current_street', ['street_code', 'entity_id', 'id', 'type_code', 'status'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_facility_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_facility_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_facility_type_code'), ['type_code'], unique=False)
@@ -454,10 +454,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('registry_household', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_registry_household_building_code'), ['building_code'], unique=False)
-        batch_op.create_index('ix_registry_household_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_household_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_household_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_household_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current', ['entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current_community', ['community_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current_grid', ['grid_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_household_current_street', ['street_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_household_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_household_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index('uq_registry_household_current_key', ['code'], unique=True, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
@@ -486,10 +486,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_organisation'))
     )
     with op.batch_alter_table('registry_organisation', schema=None) as batch_op:
-        batch_op.create_index('ix_registry_organisation_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_organisation_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_organisation_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_organisation_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current', ['entity_id', 'id', 'org_kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current_community', ['community_code', 'entity_id', 'id', 'org_kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current_grid', ['grid_code', 'entity_id', 'id', 'org_kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_organisation_current_street', ['street_code', 'entity_id', 'id', 'org_kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_organisation_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_organisation_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_organisation_org_kind'), ['org_kind'], unique=False)
@@ -518,10 +518,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_person'))
     )
     with op.batch_alter_table('registry_person', schema=None) as batch_op:
-        batch_op.create_index('ix_registry_person_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_person_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_person_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_person_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current', ['entity_id', 'id', 'registered', 'resident'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current_community', ['community_code', 'entity_id', 'id', 'registered', 'resident'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current_grid', ['grid_code', 'entity_id', 'id', 'registered', 'resident'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_person_current_street', ['street_code', 'entity_id', 'id', 'registered', 'resident'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_person_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_person_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_person_household_code'), ['household_code'], unique=False)
@@ -550,10 +550,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_place'))
     )
     with op.batch_alter_table('registry_place', schema=None) as batch_op:
-        batch_op.create_index('ix_registry_place_current', ['entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_place_current_community', ['community_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_place_current_grid', ['grid_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
-        batch_op.create_index('ix_registry_place_current_street', ['street_code', 'entity_id', 'id'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current', ['entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current_community', ['community_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current_grid', ['grid_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
+        batch_op.create_index('ix_registry_place_current_street', ['street_code', 'entity_id', 'id', 'kind'], unique=False, sqlite_where=sa.text('valid_to IS NULL'), postgresql_where=sa.text('valid_to IS NULL'))
         batch_op.create_index(batch_op.f('ix_registry_place_entity_id'), ['entity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_place_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_registry_place_kind'), ['kind'], unique=False)
@@ -855,6 +855,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('case_file', schema=None) as batch_op:
         batch_op.create_index('ix_case_file_category_reported', ['category_id', 'reported_at'], unique=False)
+        batch_op.create_index('ix_case_file_category_state_reported', ['category_id', 'state', 'reported_at'], unique=False)
         batch_op.create_index('ix_case_file_closed', ['closed_at'], unique=False)
         batch_op.create_index('ix_case_file_community_reported', ['community_code', 'reported_at'], unique=False)
         batch_op.create_index('ix_case_file_due', ['due_at'], unique=False)
@@ -864,7 +865,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_file_reported', ['reported_at'], unique=False)
         batch_op.create_index('ix_case_file_source_reported', ['source', 'reported_at'], unique=False)
         batch_op.create_index('ix_case_file_state_reported', ['state', 'reported_at'], unique=False)
+        batch_op.create_index('ix_case_file_street_category_reported', ['street_code', 'category_id', 'reported_at'], unique=False)
+        batch_op.create_index('ix_case_file_street_due_cover', ['street_code', 'due_at', 'yellow_at', 'state', 'category_id', 'urgency', 'source', 'kind'], unique=False)
         batch_op.create_index('ix_case_file_street_reported', ['street_code', 'reported_at'], unique=False)
+        batch_op.create_index('ix_case_file_street_state_reported', ['street_code', 'state', 'reported_at'], unique=False)
 
     op.create_table('category_crosswalk',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1061,7 +1065,10 @@ def downgrade() -> None:
 
     op.drop_table('category_crosswalk')
     with op.batch_alter_table('case_file', schema=None) as batch_op:
+        batch_op.drop_index('ix_case_file_street_state_reported')
         batch_op.drop_index('ix_case_file_street_reported')
+        batch_op.drop_index('ix_case_file_street_due_cover')
+        batch_op.drop_index('ix_case_file_street_category_reported')
         batch_op.drop_index('ix_case_file_state_reported')
         batch_op.drop_index('ix_case_file_source_reported')
         batch_op.drop_index('ix_case_file_reported')
@@ -1071,6 +1078,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_case_file_due')
         batch_op.drop_index('ix_case_file_community_reported')
         batch_op.drop_index('ix_case_file_closed')
+        batch_op.drop_index('ix_case_file_category_state_reported')
         batch_op.drop_index('ix_case_file_category_reported')
 
     op.drop_table('case_file')
