@@ -67,22 +67,11 @@ def _xlsx(rows: list[list[str]]) -> bytes:
 def _database(backend: str, pg_url: str | None, tmp: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp}/registry-bench.db"
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     assert pg_url
-    base = make_url(pg_url)
-    name = f"bench_registry_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = base.set(database=name).render_as_string(hide_password=False)
-    eng = create_engine(url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
-    return url
+    from cityops.db import create_postgis_database
+
+    return create_postgis_database(pg_url, f"bench_registry_{uuid.uuid4().hex[:8]}")
 
 
 def _drop(url: str, pg_url: str) -> None:

@@ -178,3 +178,22 @@ def get_session() -> Iterator[Session]:
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def create_postgis_database(server_url: str, name: str) -> str:
+    """Create database ``name`` with PostGIS on the server of ``server_url``; return its URL
+    (used by the tests and benchmarks for throwaway databases)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(server_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    eng = create_engine(url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    eng.dispose()
+    return url

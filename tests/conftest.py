@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 PG_URL = os.environ.get("CITYOPS_TEST_DATABASE_URL", "")
 BACKEND = "postgresql" if PG_URL else "sqlite"
@@ -27,18 +25,9 @@ BACKEND = "postgresql" if PG_URL else "sqlite"
 def _new_database(tmp: Path, tag: str) -> str:
     if not PG_URL:
         return f"sqlite:///{tmp / f'{tag}-{uuid.uuid4().hex[:8]}.db'}"
-    base = make_url(PG_URL)
-    name = f"t_{tag}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = base.set(database=name).render_as_string(hide_password=False)
-    eng = create_engine(url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
-    return url
+    from cityops.db import create_postgis_database
+
+    return create_postgis_database(PG_URL, f"t_{tag}_{uuid.uuid4().hex[:10]}")
 
 
 def use_database(url: str) -> None:
