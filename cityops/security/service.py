@@ -119,11 +119,11 @@ def password_expired(account: Account) -> bool:
     return max_age > 0 and account.password_changed_at + dt.timedelta(days=max_age) < clock.now()
 
 
-def generate_password(nbytes: int = 12) -> str:
-    """A random password that meets the complexity rules."""
+def generate_password(nbytes: int = 12, username: str | None = None) -> str:
+    """A random password that meets the complexity rules (for ``username`` when given)."""
     while True:
         pw = secrets.token_urlsafe(nbytes) + "-7a"
-        if not password_problems(pw):
+        if not password_problems(pw, username):
             return pw
 
 
@@ -279,7 +279,7 @@ def create_account(session: Session, principal: Principal, username: str, passwo
     if roles:
         _check_roles(session, roles, ["body", "roles"])
     generated = password is None
-    pw = password or generate_password()
+    pw = password or generate_password(username=username)
     problems = password_problems(pw, username, "password")
     if problems:
         for p in problems:
@@ -381,7 +381,7 @@ def unlock_account(session: Session, principal: Principal, account_id: int) -> A
 def reset_password(session: Session, principal: Principal, account_id: int) -> str:
     """A temporary password (shown once) that must be changed at the next sign-in."""
     acc = get_account(session, principal, account_id)
-    pw = generate_password()
+    pw = generate_password(username=acc.username)
     _set_password(session, acc, pw, must_change=True)
     _revoke_sessions(session, acc.id, "password_reset")
     audit.record(session, principal, "account.reset_password", "account", acc.id)
