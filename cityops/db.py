@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from sqlalchemy import DateTime, LargeBinary, MetaData, create_engine, event, func
+from sqlalchemy import DateTime, LargeBinary, MetaData, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator, UserDefinedType
@@ -178,6 +178,28 @@ def get_session() -> Iterator[Session]:
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many rows with one executemany and return their ids, in order.
+
+    The ids are taken first (PostgreSQL: the table's sequence; SQLite: after the largest id, which
+    is safe because every SQLite write transaction holds the database's write lock from its
+    BEGIN IMMEDIATE), so no per-row RETURNING round trip is needed."""
+    if not rows:
+        return []
+    n = len(rows)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [int(v) for v in session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n}).scalars()]
+    else:
+        top = int(session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one())
+        ids = list(range(top + 1, top + n + 1))
+    for r, i in zip(rows, ids, strict=True):
+        r["id"] = i
+    session.execute(insert(table), rows)
+    return ids
 
 
 def create_postgis_database(server_url: str, name: str) -> str:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Header, Path, Query, Request, Resp
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from cityops.cases import intake, queries, reference, schemas, service
+from cityops.cases import flows, intake, queries, reference, schemas, service
 from cityops.db import get_session
 from cityops.errors import InvalidInput, Problem
 from cityops.security.deps import public_route, require
@@ -77,15 +77,16 @@ class F:
 def report_case(body: schemas.ReportCreate, response: Response, idempotency_key: str | None = IDEM,
                 principal: Principal = require("case.report"),
                 session: Session = Depends(get_session)) -> dict[str, Any]:
-    return _intake_response(response, service.submit_report(session, principal, body, idempotency_key))
+    return _intake_response(response, flows.submit(session, intake.ReportRequest(
+        principal, body, body.source, "app", idempotency_key)))
 
 
 @router.post("/public/reports", response_model=schemas.IntakeResult, status_code=201, tags=["cases"],
              summary="市民上报（限流）Citizen report (rate-limited)", dependencies=[Depends(public_route)])
 def public_report(body: schemas.PublicReportCreate, request: Request, response: Response,
                   idempotency_key: str | None = IDEM, session: Session = Depends(get_session)) -> dict[str, Any]:
-    return _intake_response(response, service.submit_public_report(session, body, source_ip=_client_ip(request),
-                                                                   idempotency_key=idempotency_key))
+    return _intake_response(response, flows.submit(session, service.public_request(
+        session, body, source_ip=_client_ip(request), idempotency_key=idempotency_key)))
 
 
 @router.get("/public/reports/{token}", tags=["cases"], summary="市民查询办理进度 Follow a report",

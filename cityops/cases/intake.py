@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,8 @@ from cityops.cases.models import (
     table,
 )
 from cityops.config import ROOT
-from cityops.errors import Conflict, InvalidInput, NotFound, Problem
+from cityops.db import UTCDateTime, insert_rows
+from cityops.errors import CityOpsError, Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import service as jobs
 from cityops.security import audit
 from cityops.security.principal import Principal
@@ -57,14 +58,8 @@ EVENTS_T = table(CaseEvent)
 SIGNALS_T = table(Signal)
 M_PER_DEG_LAT = 110_950.0
 # statements built once (executed with parameters: compiled once, no per-call construction)
-INSERT_CASE = insert(CASES_T).returning(CASES_T.c.id)
 INSERT_REPORT = insert(REPORTS_T).returning(REPORTS_T.c.id)
 INSERT_EVENT = insert(EVENTS_T)
-INSERT_STEP = insert(sla.STEPS_T).returning(sla.STEPS_T.c.id)
-SELECT_NEAR = select(Case.id, Case.lon, Case.lat).where(
-    Case.category_id == bindparam("cat"), Case.reported_at >= bindparam("since"),
-    Case.state.in_(bindparam("states", expanding=True)), Case.lat.between(bindparam("lat0"), bindparam("lat1")),
-    Case.lon.between(bindparam("lon0"), bindparam("lon1")))
 LINK_CASE = (update(CASES_T).where(CASES_T.c.id == bindparam("cid"))
              .values(reporter_count=CASES_T.c.reporter_count + 1, updated_at=bindparam("at"))
              .returning(CASES_T.c.reporter_count, CASES_T.c.state, CASES_T.c.reported_at, CASES_T.c.grid_code,
@@ -289,26 +284,90 @@ class IntakeItem:
     per_case_side_effects: bool = True
 
 
-def _lock_category(session: Session, category_id: int) -> None:
+def _lock_categories(session: Session, category_ids: list[int]) -> None:
+    """PostgreSQL: serialise dedupe per category across processes (sorted: no deadlocks). SQLite
+    needs nothing: every write transaction holds the database's write lock."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _DEDUPE_LOCK, "b": category_id})
+        for cid in sorted(set(category_ids)):
+            session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _DEDUPE_LOCK, "b": cid})
+
+
+def _bbox(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
+    dlat = radius_m / M_PER_DEG_LAT
+    dlon = radius_m / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(lat))))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+_PROBES = 200
+_near_sql: dict[str, Any] = {}
+
+
+def _near_statement(dialect: str) -> Any:
+    """WITH probe(...) AS (VALUES ...) joined to case_file, for ``_PROBES`` probes: one fixed text
+    (compiled once and cached; short chunks are padded with probes of category -1)."""
+    stmt = _near_sql.get(dialect)
+    if stmt is not None:
+        return stmt
+    pg = dialect == "postgresql"
+    rows = []
+    for j in range(_PROBES):
+        if j == 0 and pg:
+            rows.append(f"(CAST(:i{j} AS INTEGER), CAST(:c{j} AS INTEGER), CAST(:s{j} AS TIMESTAMPTZ), "
+                        f"CAST(:a{j} AS FLOAT), CAST(:b{j} AS FLOAT), CAST(:x{j} AS FLOAT), CAST(:y{j} AS FLOAT))")
+        else:
+            rows.append(f"(:i{j}, :c{j}, :s{j}, :a{j}, :b{j}, :x{j}, :y{j})")
+    states = ", ".join(f"'{st}'" for st in sorted(ref.OPEN_STATES))
+    sql = ("WITH probe(i, cat, since, lat0, lat1, lon0, lon1) AS (VALUES " + ", ".join(rows) + ") "
+           "SELECT probe.i, c.id, c.lon, c.lat FROM probe JOIN case_file AS c ON c.category_id = probe.cat "
+           "AND c.lat >= probe.lat0 AND c.lat <= probe.lat1 AND c.lon >= probe.lon0 AND c.lon <= probe.lon1 "
+           f"AND c.reported_at >= probe.since AND c.state IN ({states})")
+    stmt = text(sql).bindparams(*[bindparam(f"s{j}", type_=UTCDateTime()) for j in range(_PROBES)])
+    _near_sql[dialect] = stmt
+    return stmt
+
+
+def near_open_cases(session: Session, probes: list[tuple[int, float, float, dt.datetime]], radius_m: float,
+                    window_h: float) -> dict[int, list[tuple[int, float, float]]]:
+    """For many probes (category id, lon, lat, time): the open cases of the category reported in the
+    window before the time whose position lies in the radius's bounding box, as {probe index:
+    [(case id, lon, lat)]}. One statement per 200 probes: a VALUES list joined to the
+    ``(category_id, lat, lon)`` index, so each probe is an index range of a few rows."""
+    out: dict[int, list[tuple[int, float, float]]] = {}
+    if radius_m <= 0 or window_h <= 0 or not probes:
+        return out
+    stmt = _near_statement(session.get_bind().dialect.name)
+    window = dt.timedelta(hours=window_h)
+    for lo in range(0, len(probes), _PROBES):
+        params: dict[str, Any] = {}
+        chunk = probes[lo:lo + _PROBES]
+        for j in range(_PROBES):
+            if j < len(chunk):
+                cat, lon, lat, at = chunk[j]
+                lat0, lat1, lon0, lon1 = _bbox(lon, lat, radius_m)
+                since = at - window
+            else:
+                cat, since, lat0, lat1, lon0, lon1 = -1, chunk[0][3], 0.0, 0.0, 0.0, 0.0
+            params.update({f"i{j}": lo + j, f"c{j}": cat, f"s{j}": since, f"a{j}": lat0, f"b{j}": lat1,
+                           f"x{j}": lon0, f"y{j}": lon1})
+        for i, cid, clon, clat in session.execute(stmt, params):
+            out.setdefault(int(i), []).append((int(cid), float(clon), float(clat)))
+    return out
 
 
 def find_duplicate(session: Session, category_id: int, lon: float, lat: float, at: dt.datetime,
                    radius_m: float, window_h: float) -> tuple[int, float] | None:
     """The nearest open case of the category within ``radius_m`` reported in the window."""
-    if radius_m <= 0 or window_h <= 0:
-        return None
-    dlat = radius_m / M_PER_DEG_LAT
-    dlon = radius_m / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(lat))))
-    rows = session.execute(SELECT_NEAR, {"cat": category_id, "since": at - dt.timedelta(hours=window_h),
-                                         "states": list(ref.OPEN_STATES), "lat0": lat - dlat, "lat1": lat + dlat,
-                                         "lon0": lon - dlon, "lon1": lon + dlon}).all()
+    near = near_open_cases(session, [(category_id, lon, lat, at)], radius_m, window_h).get(0, [])
+    return _nearest(near, lon, lat, radius_m)
+
+
+def _nearest(cands: list[tuple[int, float, float]], lon: float, lat: float,
+             radius_m: float) -> tuple[int, float] | None:
     best: tuple[int, float] | None = None
-    for cid, clon, clat in rows:
+    for cid, clon, clat in cands:
         d = distance_m(lon, lat, clon, clat)
         if d <= radius_m and (best is None or d < best[1] or (d == best[1] and cid < best[0])):
-            best = (int(cid), d)
+            best = (cid, d)
     return best
 
 
@@ -321,76 +380,166 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 def intake(session: Session, principal: Principal, item: IntakeItem) -> dict[str, Any]:
     """Create a case, or link the report to an open duplicate. Returns the IntakeResult dict."""
+    return intake_many(session, [(principal, item)])[0]
+
+
+def intake_many(session: Session, batch: list[tuple[Principal, IntakeItem]]) -> list[dict[str, Any]]:
+    """The one intake path, set-based: each item creates a case or is linked to an open duplicate
+    (an earlier case, or one created earlier in the same batch). In the caller's transaction;
+    answers in the order of ``batch``. A handful of statements per batch, whatever its size: one
+    dedupe join, multi-row INSERTs of cases, reports, timeline rows, SLA steps, timers, outbox
+    events and hash-chained audit rows (batch imports set ``per_case_side_effects=False`` and
+    write one audit row and one event for the whole import)."""
+    if not batch:
+        return []
     pol = ref.policy(session)
-    at = item.at
-    cat = item.cat
-    if item.dedupe and item.source in pol.get("dedupe_sources", []) and not item.self_handled:
-        _lock_category(session, cat.id)
-        dup = find_duplicate(session, cat.id, item.lon, item.lat, at, float(pol.get("dedupe_radius_m", 50)),
-                             float(pol.get("dedupe_window_hours", 72)))
-        if dup is not None:
-            return _link(session, principal, item, dup[0], dup[1])
-    actor = principal.username
-    state = "closed" if item.self_handled else "reported"
-    token = secrets.token_urlsafe(16) if item.public else None
-    due = yellow = None
-    if not item.self_handled:
-        due, yellow, *_ = sla.deadline(session, cat, "accept", item.urgency, at)
-    cid = int(session.execute(INSERT_CASE, dict(
-        source=item.source, channel=item.channel, external_id=item.external_id, category_id=cat.id,
-        category_code=cat.code, kind=cat.kind, title=item.title[:200], description=item.description,
-        address=item.address, lon=item.lon, lat=item.lat, grid_code=item.where.grid_code,
-        community_code=item.where.community_code, street_code=item.where.street_code, layer_codes=item.where.layers,
-        urgency=item.urgency, appeal_type=item.appeal_type, state=state, reporter_name=item.reporter_name,
-        reporter_phone=item.reporter_phone, reporter_account_id=item.reporter_account_id, reporter_count=1,
-        tracking_token=token, reported_at=at, created_by=actor, updated_at=at, version=1,
-        self_handled=item.self_handled, closed_at=at if item.self_handled else None,
-        closure_reason="self_handled" if item.self_handled else None,
-        sla_step=None if item.self_handled else "accept", due_at=due, yellow_at=yellow,
-    )).scalar_one())
-    rid = int(session.execute(INSERT_REPORT, dict(
-        case_id=cid, is_primary=True, source=item.source, channel=item.channel, external_id=item.external_id,
-        reporter_name=item.reporter_name, reporter_phone=item.reporter_phone,
-        reporter_account_id=item.reporter_account_id, description=item.description, lon=item.lon, lat=item.lat,
-        distance_m=0.0, media=list(item.media), reported_at=at)).scalar_one())
-    events = [dict(case_id=cid, at=at, actor=actor, actor_account_id=principal.account_id,
-                   actor_roles=principal.role_label()[:200], department_code=principal.department_code,
-                   action="report", from_state=None, to_state="reported", note=item.description,
-                   reason=None, data={"source": item.source, "channel": item.channel, "category": cat.code,
-                                      "external_id": item.external_id}, attachments=list(item.media))]
-    if item.self_handled:
-        events.append(dict(events[0], action="self_handle", from_state="reported", to_state="closed",
-                           note="自行处置 fixed on the spot", data={}))
+    radius = float(pol.get("dedupe_radius_m", 50))
+    window = dt.timedelta(hours=float(pol.get("dedupe_window_hours", 72)))
+    dedupe_sources = set(pol.get("dedupe_sources", []))
+    eligible = [k for k, (_p, it) in enumerate(batch) if it.dedupe and it.source in dedupe_sources
+                and not it.self_handled]
+    near: dict[int, list[tuple[int, float, float]]] = {}
+    if eligible:
+        _lock_categories(session, [batch[k][1].cat.id for k in eligible])
+        got = near_open_cases(session, [(batch[k][1].cat.id, batch[k][1].lon, batch[k][1].lat, batch[k][1].at)
+                                        for k in eligible], radius, window.total_seconds() / 3600)
+        near = {eligible[j]: v for j, v in got.items()}
+    # decide in order: link to the nearest open case (in the database or new in this batch)
+    eligible_set = set(eligible)
+    new_open: dict[int, list[int]] = {}     # category id -> batch positions of new open cases
+    link_to: dict[int, tuple[str, int, float]] = {}  # position -> ("db", case id | "new", position, distance)
+    for k, (_p, it) in enumerate(batch):
+        if k not in eligible_set:
+            continue
+        best_db = _nearest(near.get(k, []), it.lon, it.lat, radius)
+        best_new: tuple[int, float] | None = None
+        for j in new_open.get(it.cat.id, ()):
+            o = batch[j][1]
+            if o.at < it.at - window or o.at > it.at:
+                continue
+            d = distance_m(it.lon, it.lat, o.lon, o.lat)
+            if d <= radius and (best_new is None or d < best_new[1]):
+                best_new = (j, d)
+        if best_db is not None and (best_new is None or best_db[1] <= best_new[1]):
+            link_to[k] = ("db", best_db[0], best_db[1])
+        elif best_new is not None:
+            link_to[k] = ("new", best_new[0], best_new[1])
+        else:
+            new_open.setdefault(it.cat.id, []).append(k)
+    creates = [k for k in range(len(batch)) if k not in link_to]
+    results: list[dict[str, Any] | None] = [None] * len(batch)
+    if creates:
+        _create_cases(session, batch, creates, results)
+    links = sorted(link_to)
+    for k in links:
+        where, target, dist = link_to[k]
+        cid = target if where == "db" else int(results[target]["case_id"])  # type: ignore[index]
+        results[k] = _link(session, batch[k][0], batch[k][1], cid, dist)
+    audited = [k for k in range(len(batch)) if batch[k][1].per_case_side_effects]
+    if audited:
+        entries = []
+        for k in audited:
+            r = results[k]
+            assert r is not None
+            if r["linked"]:
+                entries.append(audit.Entry(batch[k][0], "case.link_report", "case", r["case_id"],
+                                           detail={"report_id": r["report_id"], "distance_m": round(r["distance_m"], 1)}))
+            else:
+                entries.append(audit.Entry(batch[k][0], "case.report", "case", r["case_id"],
+                                           detail={"source": batch[k][1].source, "category": batch[k][1].cat.code,
+                                                   "grid": batch[k][1].where.grid_code}))
+        audit.record_many(session, entries)
+    return [r for r in results if r is not None]
+
+
+def _create_cases(session: Session, batch: list[tuple[Principal, IntakeItem]], creates: list[int],
+                  results: list[dict[str, Any] | None]) -> None:
+    cal_id = ref.active_calendar(session)[0]
+    case_rows, dues = [], []
+    for k in creates:
+        principal, item = batch[k]
+        due = yellow = None
+        if not item.self_handled:
+            due, yellow, *_ = sla.deadline(session, item.cat, "accept", item.urgency, item.at)
+        dues.append((due, yellow))
+        at = item.at
+        case_rows.append(dict(
+            source=item.source, channel=item.channel, external_id=item.external_id, category_id=item.cat.id,
+            category_code=item.cat.code, kind=item.cat.kind, title=item.title[:200], description=item.description,
+            address=item.address, lon=item.lon, lat=item.lat, grid_code=item.where.grid_code,
+            community_code=item.where.community_code, street_code=item.where.street_code,
+            layer_codes=item.where.layers, urgency=item.urgency, appeal_type=item.appeal_type,
+            state="closed" if item.self_handled else "reported", reporter_name=item.reporter_name,
+            reporter_phone=item.reporter_phone, reporter_account_id=item.reporter_account_id, reporter_count=1,
+            tracking_token=secrets.token_urlsafe(16) if item.public else None, reported_at=at,
+            created_by=principal.username, updated_at=at, version=1, self_handled=item.self_handled,
+            closed_at=at if item.self_handled else None,
+            closure_reason="self_handled" if item.self_handled else None,
+            sla_step=None if item.self_handled else "accept", due_at=due, yellow_at=yellow))
+    cids = insert_rows(session, CASES_T, case_rows)
+    rids = insert_rows(session, REPORTS_T, [dict(
+        case_id=cid, is_primary=True, source=batch[k][1].source, channel=batch[k][1].channel,
+        external_id=batch[k][1].external_id, reporter_name=batch[k][1].reporter_name,
+        reporter_phone=batch[k][1].reporter_phone, reporter_account_id=batch[k][1].reporter_account_id,
+        description=batch[k][1].description, lon=batch[k][1].lon, lat=batch[k][1].lat, distance_m=0.0,
+        media=list(batch[k][1].media), reported_at=batch[k][1].at) for k, cid in zip(creates, cids, strict=True)])
+    events: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    step_of: list[tuple[int, dt.datetime, dt.datetime]] = []
+    for k, cid in zip(creates, cids, strict=True):
+        principal, item = batch[k]
+        ev = dict(case_id=cid, at=item.at, actor=principal.username, actor_account_id=principal.account_id,
+                  actor_roles=principal.role_label()[:200], department_code=principal.department_code,
+                  action="report", from_state=None, to_state="reported", note=item.description, reason=None,
+                  data={"source": item.source, "channel": item.channel, "category": item.cat.code,
+                        "external_id": item.external_id}, attachments=list(item.media))
+        events.append(ev)
+        if item.self_handled:
+            events.append(dict(ev, action="self_handle", from_state="reported", to_state="closed",
+                               note="自行处置 fixed on the spot", data={}))
     session.execute(INSERT_EVENT, events)
-    if not item.self_handled:
-        value, unit = cat.limit("accept", item.urgency)
-        sid = int(session.execute(INSERT_STEP, dict(
-            case_id=cid, step="accept", round=1, department_code=None, status="open", started_at=at, due_at=due,
-            yellow_at=yellow, limit_value=value, limit_unit=unit, calendar_id=ref.active_calendar(session)[0],
-            extended=0)).scalar_one())
+    for n, (k, cid) in enumerate(zip(creates, cids, strict=True)):
+        item = batch[k][1]
+        if item.self_handled:
+            continue
+        value, unit = item.cat.limit("accept", item.urgency)
+        due, yellow = dues[n]
         assert due is not None and yellow is not None
-        sla.arm_timers(session, sid, cid, "accept", due, yellow)
-    if item.media:
-        mt = table(Media)
-        session.execute(update(mt).where(mt.c.id.in_(list(item.media)), mt.c.case_id.is_(None)).values(case_id=cid))
-    no = case_no(cid, at)
-    if item.per_case_side_effects:
-        jobs.enqueue(session, "case.reported", {
-            "case_id": cid, "case_no": no, "category_code": cat.code, "category_name": cat.name_zh,
-            "source": item.source, "urgency": item.urgency, "state": state, "lon": item.lon, "lat": item.lat,
-            "grid_code": item.where.grid_code, "street_code": item.where.street_code, "at": at})
-    if item.urgency in ("urgent", "critical") and not item.self_handled:
-        sla.escalate(session, {"id": cid, "case_no": no, "title": item.title, "urgency": item.urgency, "state": state,
-                               "lead_department_code": None, "street_code": item.where.street_code,
-                               "community_code": item.where.community_code, "grid_code": item.where.grid_code},
-                     "urgent_reported", at)
-    if item.per_case_side_effects:
-        audit.record(session, principal, "case.report", "case", cid,
-                     detail={"source": item.source, "category": cat.code, "grid": item.where.grid_code})
-    return {"case_id": cid, "case_no": no, "state": state, "linked": False, "report_id": rid, "reporter_count": 1,
-            "distance_m": None, "category_code": cat.code, "category_name": cat.name_zh,
+        steps.append(dict(case_id=cid, step="accept", round=1, department_code=None, status="open", started_at=item.at,
+                          due_at=due, yellow_at=yellow, limit_value=value, limit_unit=unit, calendar_id=cal_id,
+                          extended=0))
+        step_of.append((cid, due, yellow))
+    sids = insert_rows(session, sla.STEPS_T, steps)
+    sla.arm_timers_many(session, [(sid, cid, "accept", due, yellow) for sid, (cid, due, yellow)
+                                  in zip(sids, step_of, strict=True)])
+    events_out: list[dict[str, Any]] = []
+    urgent: list[tuple[dict[str, Any], dt.datetime]] = []
+    for n, (k, cid) in enumerate(zip(creates, cids, strict=True)):
+        principal, item = batch[k]
+        state = "closed" if item.self_handled else "reported"
+        no = case_no(cid, item.at)
+        if item.media:
+            mt = table(Media)
+            session.execute(update(mt).where(mt.c.id.in_(list(item.media)), mt.c.case_id.is_(None)).values(case_id=cid))
+        if item.per_case_side_effects:
+            events_out.append({
+                "case_id": cid, "case_no": no, "category_code": item.cat.code, "category_name": item.cat.name_zh,
+                "source": item.source, "urgency": item.urgency, "state": state, "lon": item.lon, "lat": item.lat,
+                "grid_code": item.where.grid_code, "street_code": item.where.street_code, "at": item.at})
+        if item.urgency in ("urgent", "critical") and not item.self_handled:
+            urgent.append(({"id": cid, "case_no": no, "title": item.title, "urgency": item.urgency, "state": state,
+                            "lead_department_code": None, "street_code": item.where.street_code,
+                            "community_code": item.where.community_code, "grid_code": item.where.grid_code}, item.at))
+        results[k] = {
+            "case_id": cid, "case_no": no, "state": state, "linked": False, "report_id": rids[n], "reporter_count": 1,
+            "distance_m": None, "category_code": item.cat.code, "category_name": item.cat.name_zh,
             "grid_code": item.where.grid_code, "community_code": item.where.community_code,
-            "street_code": item.where.street_code, "urgency": item.urgency, "tracking_token": token}
+            "street_code": item.where.street_code, "urgency": item.urgency,
+            "tracking_token": case_rows[n]["tracking_token"]}
+    if events_out:
+        jobs.enqueue_many(session, "case.reported", events_out)
+    if urgent:
+        sla.escalate_new_cases(session, urgent, "urgent_reported")
 
 
 def _link(session: Session, principal: Principal, item: IntakeItem, cid: int, dist: float) -> dict[str, Any]:
@@ -407,9 +556,6 @@ def _link(session: Session, principal: Principal, item: IntakeItem, cid: int, di
         from_state=row.state, to_state=row.state, note=item.description, reason=None,
         data={"report_id": rid, "source": item.source, "distance_m": round(dist, 1), "external_id": item.external_id},
         attachments=list(item.media)))
-    if item.per_case_side_effects:
-        audit.record(session, principal, "case.link_report", "case", cid,
-                     detail={"report_id": rid, "distance_m": round(dist, 1)})
     return {"case_id": cid, "case_no": case_no(cid, row.reported_at), "state": row.state, "linked": True,
             "report_id": rid, "reporter_count": int(row.reporter_count), "distance_m": round(dist, 2),
             "category_code": row.category_code, "category_name": item.cat.name_zh, "grid_code": row.grid_code,
@@ -430,14 +576,22 @@ def _locate_one(session: Session, lon: float, lat: float, loc: list[str | int]) 
     return where
 
 
-def report(session: Session, principal: Principal, body: schemas.ReportBase, *, source: str, channel: str,
-           at: dt.datetime | None = None) -> dict[str, Any]:
-    """A report by a signed-in principal or a citizen (``source='public'``). Does not commit."""
-    probs = check_media(session, body.media, ["body", "media"])
-    cat = ref.resolve_category(session, body.category_code, ["body", "category_code"])
-    where = _locate_one(session, body.lon, body.lat, ["body"])
+def _prepare(session: Session, principal: Principal, body: schemas.ReportBase, source: str, channel: str,
+             where: Located | None, at: dt.datetime | None, known_media: set[str]) -> IntakeItem:
+    """Check a report (category, media, position, times) and make its IntakeItem; raises
+    InvalidInput naming every bad field."""
+    probs = [Problem(f"unknown media id {m} (upload it first with POST /api/v1/media)", ["body", "media", i])
+             for i, m in enumerate(body.media) if m not in known_media]
+    cat = None
+    try:
+        cat = ref.resolve_category(session, body.category_code, ["body", "category_code"])
+    except InvalidInput as exc:
+        probs += exc.problems
+    if where is None:
+        probs.append(Problem("点位不在本区范围内 the point is outside the district", ["body", "lat"], "outside"))
     if probs:
         raise InvalidInput(probs)
+    assert where is not None and cat is not None
     extra = body if isinstance(body, schemas.ReportCreate) else None
     when = at or sla.now()
     if extra is not None and extra.reported_at is not None:
@@ -446,7 +600,7 @@ def report(session: Session, principal: Principal, body: schemas.ReportBase, *, 
         when = extra.reported_at
     if extra is not None and extra.self_handled and source != "supervisor":
         raise InvalidInput([Problem("only a supervisor's own report can be self-handled (自行处置)", ["body", "self_handled"])])
-    item = IntakeItem(
+    return IntakeItem(
         source=source, channel=channel, cat=cat, lon=body.lon, lat=body.lat, where=where, at=when,
         title=_title(cat, body.title, body.address), description=body.description, address=body.address,
         urgency=body.urgency or cat.urgency_default, appeal_type=extra.appeal_type if extra else None,
@@ -454,7 +608,119 @@ def report(session: Session, principal: Principal, body: schemas.ReportBase, *, 
         reporter_name=body.reporter_name if source in ("public", "hotline") else (body.reporter_name or principal.username),
         reporter_phone=body.reporter_phone, reporter_account_id=principal.account_id,
         media=tuple(body.media), self_handled=bool(extra and extra.self_handled), public=source == "public")
+
+
+def _known_media(session: Session, ids: list[str]) -> set[str]:
+    have: set[str] = set()
+    uniq = sorted(set(ids))
+    for lo in range(0, len(uniq), 500):
+        have.update(session.scalars(select(Media.id).where(Media.id.in_(uniq[lo:lo + 500]))))
+    return have
+
+
+def report(session: Session, principal: Principal, body: schemas.ReportBase, *, source: str, channel: str,
+           at: dt.datetime | None = None) -> dict[str, Any]:
+    """A report by a signed-in principal or a citizen (``source='public'``). Does not commit."""
+    where = locate(session, np.array([body.lon]), np.array([body.lat]))[0]
+    item = _prepare(session, principal, body, source, channel, where, at, _known_media(session, body.media))
     return intake(session, principal, item)
+
+
+@dataclass
+class ReportRequest:
+    """One report to submit (``submit_reports``): who, what, through which channel, and the
+    client's Idempotency-Key if it sent one."""
+
+    principal: Principal
+    body: schemas.ReportBase
+    source: str
+    channel: str
+    idempotency_key: str | None = None
+
+
+Outcome = tuple[int, dict[str, Any], bool]
+
+
+def _idem_locks(session: Session, keys: list[tuple[str, str]]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        for scope, key in sorted(set(keys)):
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"idem|{scope}|{key}"})
+
+
+def submit_reports(session: Session, requests: list[ReportRequest]) -> list[Outcome | CityOpsError]:
+    """Many reports in the caller's transaction (does not commit): the group commit of concurrent
+    HTTP requests, and the single report. Per request: (HTTP status, IntakeResult, replayed), or
+    the error that request alone gets (bad input, a reused Idempotency-Key). A request sent again
+    with the same Idempotency-Key (earlier, or in the same batch) gets the first answer."""
+    out: list[Outcome | CityOpsError | None] = [None] * len(requests)
+    rhash: dict[int, str] = {}
+    first_of: dict[tuple[str, str], int] = {}
+    follow: dict[int, int] = {}
+    for k, rq in enumerate(requests):
+        key = rq.idempotency_key
+        if key is None:
+            continue
+        if not key or len(key) > 200:
+            out[k] = InvalidInput([Problem("Idempotency-Key must be 1-200 characters", ["header", "Idempotency-Key"])])
+            continue
+        rhash[k] = request_hash(rq.body.model_dump(mode="json"))
+        sk = (idempotency_scope(rq.principal), key)
+        if sk in first_of:
+            follow[k] = first_of[sk]
+        else:
+            first_of[sk] = k
+    if first_of:
+        _idem_locks(session, list(first_of))
+        recs = {}
+        for lo in range(0, len(first_of), 300):
+            part = list(first_of)[lo:lo + 300]
+            recs.update({(r.scope, r.key): r for r in session.scalars(select(IdempotencyRecord).where(
+                tuple_(IdempotencyRecord.scope, IdempotencyRecord.key).in_(part)))})
+        for sk, k in first_of.items():
+            rec = recs.get(sk)
+            if rec is None:
+                continue
+            if rec.request_hash != rhash[k]:
+                out[k] = _idem_mismatch()
+            else:
+                out[k] = (rec.status_code, dict(rec.response), True)
+    todo = [k for k in range(len(requests)) if out[k] is None and k not in follow]
+    if todo:
+        where = locate(session, np.array([requests[k].body.lon for k in todo]),
+                       np.array([requests[k].body.lat for k in todo]))
+        media = _known_media(session, [m for k in todo for m in requests[k].body.media])
+        items: list[tuple[int, IntakeItem]] = []
+        for k, w in zip(todo, where, strict=True):
+            rq = requests[k]
+            try:
+                items.append((k, _prepare(session, rq.principal, rq.body, rq.source, rq.channel, w, None, media)))
+            except CityOpsError as exc:
+                out[k] = exc
+        results = intake_many(session, [(requests[k].principal, it) for k, it in items])
+        records = []
+        for (k, _it), res in zip(items, results, strict=True):
+            out[k] = (201, res, False)
+            if k in rhash:
+                rq = requests[k]
+                records.append(dict(scope=idempotency_scope(rq.principal), key=rq.idempotency_key, request_hash=rhash[k],
+                                    status_code=201, response=json.loads(json.dumps(res, default=str)),
+                                    case_id=res.get("case_id"), created_at=sla.now()))
+        if records:
+            session.execute(insert(table(IdempotencyRecord)), records)
+    for k, first in follow.items():
+        got = out[first]
+        if isinstance(got, CityOpsError) or got is None:
+            out[k] = got
+        elif rhash[k] != rhash[first]:
+            out[k] = _idem_mismatch()
+        else:
+            out[k] = (got[0], json.loads(json.dumps(got[1], default=str)), True)
+    return [o for o in out if o is not None]
+
+
+def _idem_mismatch() -> InvalidInput:
+    return InvalidInput([Problem("Idempotency-Key was already used with a different request body",
+                                 ["header", "Idempotency-Key"], "idempotency_mismatch")])
 
 
 # ---------------------------------------------------------------- 12345 work orders
@@ -560,23 +826,29 @@ def import_hotline(session: Session, principal: Principal, rows: list[Any], *, s
         raise InvalidInput(probs)
     created = linked = skipped = 0
     items: list[dict[str, Any]] = []
-    order_idx = sorted(range(len(orders)), key=lambda k: orders[k].received_at)  # type: ignore[union-attr]
-    for i in order_idx:
-        o, cat, w = orders[i], cats[i], where[i]
-        assert o is not None and cat is not None and w is not None
+    todo: list[int] = []
+    for i in sorted(range(len(orders)), key=lambda k: orders[k].received_at):  # type: ignore[union-attr]
+        o = orders[i]
+        assert o is not None
         if o.order_id in existing:
             skipped += 1
             items.append({"row": i, "order_id": o.order_id, "skipped": True, "case_id": existing[o.order_id]})
-            continue
-        res = intake(session, principal, IntakeItem(
+        else:
+            todo.append(i)
+    batch = []
+    for i in todo:
+        o, cat, w = orders[i], cats[i], where[i]
+        assert o is not None and cat is not None and w is not None
+        batch.append((principal, IntakeItem(
             source="hotline", channel="import", cat=cat, lon=float(lon[i]), lat=float(lat[i]), where=w, at=o.received_at,
             title=_title(cat, o.title, o.address), description=o.content, address=o.address,
             urgency=o.urgency or cat.urgency_default, appeal_type=o.appeal_type, external_id=o.order_id,
-            reporter_name=o.caller_name, reporter_phone=o.caller_phone, per_case_side_effects=False))
+            reporter_name=o.caller_name, reporter_phone=o.caller_phone, per_case_side_effects=False)))
+    for i, res in zip(todo, intake_many(session, batch), strict=True):
         created += 0 if res["linked"] else 1
         linked += 1 if res["linked"] else 0
-        items.append({"row": i, "order_id": o.order_id, "case_id": res["case_id"], "case_no": res["case_no"],
-                      "linked": res["linked"]})
+        items.append({"row": i, "order_id": orders[i].order_id, "case_id": res["case_id"],  # type: ignore[union-attr]
+                      "case_no": res["case_no"], "linked": res["linked"]})
     items.sort(key=lambda d: d["row"])
     case_ids = sorted({int(d["case_id"]) for d in items})
     audit.record(session, principal, "hotline.import", "case", None,

@@ -38,7 +38,7 @@ from cityops.cases.reference import (  # noqa: F401 - re-exported API
     resolve_category,
 )
 from cityops.cases.workcal import add_working_time, elapsed_fraction  # noqa: F401 - re-exported API
-from cityops.errors import Problem
+from cityops.errors import CityOpsError, Problem
 from cityops.security.principal import Principal
 from cityops.security.ratelimit import check_rate
 
@@ -55,20 +55,37 @@ def now() -> dt.datetime:
 def submit_report(session: Session, principal: Principal, body: schemas.ReportCreate,
                   idempotency_key: str | None = None, *, channel: str = "app") -> tuple[int, dict[str, Any], bool]:
     """A report by a signed-in principal; commits. Returns (HTTP status, IntakeResult dict, replayed)."""
-    return _intake.run_idempotent(
-        session, principal, idempotency_key, body.model_dump(mode="json"),
-        lambda: _intake.report(session, principal, body, source=body.source, channel=channel))
+    return submit_one(session, _intake.ReportRequest(principal, body, body.source, channel, idempotency_key))
+
+
+def public_request(session: Session, body: schemas.PublicReportCreate, *, source_ip: str | None,
+                   idempotency_key: str | None = None, channel: str = "web") -> _intake.ReportRequest:
+    """A citizen's report as a ReportRequest, after the rate limit per source address."""
+    per_minute = float(reference.policy(session).get("public_rate_per_minute", 30))
+    check_rate(f"case-public:{source_ip or '-'}", per_minute, what="reports")
+    anon = Principal(username="public", kind="anonymous", source_ip=source_ip)
+    return _intake.ReportRequest(anon, body, "public", channel, idempotency_key)
 
 
 def submit_public_report(session: Session, body: schemas.PublicReportCreate, *, source_ip: str | None,
                          idempotency_key: str | None = None, channel: str = "web") -> tuple[int, dict[str, Any], bool]:
     """A citizen's report (rate-limited per source address); commits."""
-    per_minute = float(reference.policy(session).get("public_rate_per_minute", 30))
-    check_rate(f"case-public:{source_ip or '-'}", per_minute, what="reports")
-    anon = Principal(username="public", kind="anonymous", source_ip=source_ip)
-    return _intake.run_idempotent(
-        session, anon, idempotency_key, body.model_dump(mode="json"),
-        lambda: _intake.report(session, anon, body, source="public", channel=channel))
+    return submit_one(session, public_request(session, body, source_ip=source_ip, idempotency_key=idempotency_key,
+                                              channel=channel))
+
+
+def submit_one(session: Session, request: _intake.ReportRequest) -> tuple[int, dict[str, Any], bool]:
+    """One report in its own transaction (commits; rolls back and raises on an error)."""
+    try:
+        got = _intake.submit_reports(session, [request])[0]
+    except BaseException:
+        session.rollback()
+        raise
+    if isinstance(got, CityOpsError):
+        session.rollback()
+        raise got
+    session.commit()
+    return got
 
 
 def import_hotline(session: Session, principal: Principal, rows: list[Any], *, skip_existing: bool = False) -> dict[str, Any]:

@@ -16,14 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import bindparam, insert, literal, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from cityops.cases import reference as ref
 from cityops.cases import workcal
 from cityops.cases.models import Case, CaseEvent, CaseStep, Escalation, table
+from cityops.db import insert_rows
 from cityops.jobs import service as jobs
 
 # one timer row per step: it fires at yellow_at (phase "yellow"), then re-arms itself for due_at
@@ -99,6 +100,18 @@ def arm_timers(session: Session, step_id: int, case_id: int, step: str, due: dt.
     phase = "yellow" if yellow < due else "red"
     payload = {"case_id": case_id, "step_id": step_id, "step": step, "phase": phase}
     jobs.schedule_timer(session, TIMER, "case_step", step_id, yellow if phase == "yellow" else due, payload)
+
+
+def arm_timers_many(session: Session, steps: list[tuple[int, int, str, dt.datetime, dt.datetime]]) -> None:
+    """``arm_timers`` for many new steps (step id, case id, step, due, yellow) in one INSERT."""
+    timers = []
+    for step_id, case_id, step, due, yellow in steps:
+        if step not in SLA_STEPS:
+            continue
+        phase = "yellow" if yellow < due else "red"
+        timers.append((step_id, yellow if phase == "yellow" else due,
+                       {"case_id": case_id, "step_id": step_id, "step": step, "phase": phase}))
+    jobs.schedule_new_timers(session, TIMER, "case_step", timers)
 
 
 def open_steps(session: Session, case_id: int) -> list[CaseStep]:
@@ -227,12 +240,20 @@ def _targets(rule: ref.RuleInfo, case: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def escalate(session: Session, case: dict[str, Any], trigger: str, at: dt.datetime, *, step_id: int | None = None,
-             step: str | None = None, key_suffix: str | None = None) -> list[int]:
-    """Fire the escalation rules of ``trigger`` for a case (a dict with id, case_no, title, urgency,
-    lead_department_code, street/community/grid codes). Each (rule, case, step or suffix) happens
-    at most once: the row's key is unique; notifications go out only with a new row."""
-    created: list[int] = []
+_TITLES = {
+    "overdue": "超期督办：案件 {no}（{label}环节已超时限）",
+    "yellow": "临期预警：案件 {no}（{label}环节已用时限80%）",
+    "urgent_reported": "紧急案件上报：{no}",
+    "urgent_dispatched": "紧急案件已派遣：{no}",
+}
+INSERT_EVENT = insert(EVENTS_T)
+MARK_ESCALATED = update(CASES_T).where(CASES_T.c.id == bindparam("cid")).values(escalated_at=bindparam("at"))
+
+
+def _plans(session: Session, case: dict[str, Any], trigger: str, at: dt.datetime, step_id: int | None,
+           step: str | None, key_suffix: str | None) -> list[tuple[ref.RuleInfo, dict[str, Any]]]:
+    """The escalation rows the rules of ``trigger`` call for (rule, row values)."""
+    out = []
     for rule in ref.escalation_rules(session):
         if rule.trigger != trigger:
             continue
@@ -241,35 +262,65 @@ def escalate(session: Session, case: dict[str, Any], trigger: str, at: dt.dateti
         if rule.urgencies is not None and case.get("urgency") not in rule.urgencies:
             continue
         suffix = str(step_id) if step_id is not None else (key_suffix or "0")
-        key = f"{rule.code}:{case['id']}:{suffix}"
-        targets = _targets(rule, case)
         label = ref.STEP_LABELS.get(step or "", ("", ""))[0]
-        title = {
-            "overdue": f"超期督办：案件 {case['case_no']}（{label}环节已超时限）",
-            "yellow": f"临期预警：案件 {case['case_no']}（{label}环节已用时限80%）",
-            "urgent_reported": f"紧急案件上报：{case['case_no']}",
-            "urgent_dispatched": f"紧急案件已派遣：{case['case_no']}",
-        }.get(trigger, f"案件 {case['case_no']}")
-        eid = _insert_ignore(session, table(Escalation), {
-            "key": key, "case_id": case["id"], "step_id": step_id, "rule_code": rule.code, "trigger": trigger,
-            "level": rule.level, "at": at, "targets": targets, "message": title[:300]}, ["key"])
-        if eid is None:
-            continue
-        created.append(eid)
+        title = _TITLES.get(trigger, "案件 {no}").format(no=case["case_no"], label=label)
+        out.append((rule, {"key": f"{rule.code}:{case['id']}:{suffix}", "case_id": case["id"], "step_id": step_id,
+                           "rule_code": rule.code, "trigger": trigger, "level": rule.level, "at": at,
+                           "targets": _targets(rule, case), "message": title[:300]}))
+    return out
+
+
+def _after(session: Session, fired: list[tuple[ref.RuleInfo, dict[str, Any], dict[str, Any], str | None]]) -> None:
+    """Notifications, the case's escalated_at and the timeline rows of new escalation rows."""
+    notes, events, marks = [], [], []
+    for rule, row, case, step in fired:
         severity = "warning" if rule.level == "warning" else (
             "critical" if case.get("urgency") == "critical" else "urgent")
         body = f"{case.get('title') or ''}｜{rule.name}"
-        for t in targets:
-            jobs.notify(session, role=t.get("role"), area_code=t.get("area_code"),
-                        department_code=t.get("department_code"), title=title[:200], body=body,
-                        link=f"/cases/{case['id']}", severity=severity)
+        title = row["message"][:200]
+        for t in row["targets"]:
+            notes.append(dict(role=t.get("role"), area_code=t.get("area_code"), department_code=t.get("department_code"),
+                              title=title, body=body, link=f"/cases/{case['id']}", severity=severity))
         if rule.level == "escalation":
-            session.execute(update(CASES_T).where(CASES_T.c.id == case["id"]).values(escalated_at=at))
-        session.execute(insert(EVENTS_T).values(
-            case_id=case["id"], at=at, actor="system", actor_roles="system", action="escalate" if rule.level == "escalation"
-            else "warn", from_state=case.get("state"), to_state=case.get("state"), note=title[:2000],
-            data={"rule": rule.code, "trigger": trigger, "step": step, "targets": targets}, attachments=[]))
+            marks.append({"cid": case["id"], "at": row["at"]})
+        events.append(dict(case_id=case["id"], at=row["at"], actor="system", actor_roles="system",
+                           action="escalate" if rule.level == "escalation" else "warn", from_state=case.get("state"),
+                           to_state=case.get("state"), note=row["message"][:2000],
+                           data={"rule": rule.code, "trigger": row["trigger"], "step": step, "targets": row["targets"]},
+                           attachments=[]))
+    if notes:
+        jobs.notify_many(session, notes)
+    if marks:
+        session.execute(MARK_ESCALATED, marks)
+    if events:
+        session.execute(INSERT_EVENT, events)
+
+
+def escalate(session: Session, case: dict[str, Any], trigger: str, at: dt.datetime, *, step_id: int | None = None,
+             step: str | None = None, key_suffix: str | None = None) -> list[int]:
+    """Fire the escalation rules of ``trigger`` for a case (a dict with id, case_no, title, urgency,
+    lead_department_code, street/community/grid codes). Each (rule, case, step or suffix) happens
+    at most once: the row's key is unique; notifications go out only with a new row."""
+    created: list[int] = []
+    fired = []
+    for rule, row in _plans(session, case, trigger, at, step_id, step, key_suffix):
+        eid = _insert_ignore(session, table(Escalation), row, ["key"])
+        if eid is not None:
+            created.append(eid)
+            fired.append((rule, row, case, step))
+    _after(session, fired)
     return created
+
+
+def escalate_new_cases(session: Session, cases: list[tuple[dict[str, Any], dt.datetime]], trigger: str) -> list[int]:
+    """``escalate`` for (case, time) of cases created in this transaction (no escalation row of
+    theirs can exist yet, so no unique-key check is needed): one multi-row INSERT per table."""
+    plans = [(rule, row, case) for case, at in cases for rule, row in _plans(session, case, trigger, at, None, None, None)]
+    if not plans:
+        return []
+    ids = insert_rows(session, table(Escalation), [dict(row) for _r, row, _c in plans])
+    _after(session, [(rule, row, case, None) for rule, row, case in plans])
+    return ids
 
 
 def case_brief(session: Session, case_id: int) -> dict[str, Any] | None:

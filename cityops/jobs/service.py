@@ -27,6 +27,7 @@ from sqlalchemy import Table, and_, delete, false, func, insert, literal, or_, s
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from cityops.db import insert_rows
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import clock
 from cityops.jobs.models import (
@@ -50,7 +51,7 @@ from cityops.jobs.worker import RunStats, Worker, run_due
 from cityops.security.principal import Principal, code_prefix_clause
 
 __all__ = [
-    "enqueue", "schedule_timer", "cancel_timers", "get_timer", "notify", "handler", "load_handlers", "run_due",
+    "enqueue", "enqueue_many", "notify_many", "schedule_timer", "schedule_new_timers", "cancel_timers", "get_timer", "notify", "handler", "load_handlers", "run_due",
     "RunStats", "Worker", "now", "events_since", "latest_event_id", "Event", "EventPage",
     "notification_visible_to", "list_notifications", "mark_read", "mark_all_read", "unread_count",
     "stats", "purge", "retry_dead", "list_outbox", "SEVERITIES",
@@ -58,6 +59,9 @@ __all__ = [
 
 OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
 TIMERS: Table = Timer.__table__  # type: ignore[assignment]
+_INSERT_OUTBOX = insert(OUTBOX)
+_INSERT_OUTBOX_ID = insert(OUTBOX).returning(OUTBOX.c.id)
+_INSERT_TIMER = insert(TIMERS)
 DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 
 SEVERITIES = ("info", "warning", "urgent", "critical")
@@ -164,13 +168,25 @@ def enqueue(session: Session, topic: str, payload: dict[str, Any], dedupe_key: s
         "max_attempts": max_attempts or get_job_settings().max_attempts, "created_at": at,
     }
     if dedupe_key is None:
-        return int(session.execute(insert(OUTBOX).values(**values).returning(OUTBOX.c.id)).scalar_one())
+        return int(session.execute(_INSERT_OUTBOX_ID, values).scalar_one())
     _check_name(dedupe_key, "dedupe_key", 200)
     stmt = _upsert(session, OUTBOX).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     got = session.execute(stmt.returning(OUTBOX.c.id)).scalar_one_or_none()
     if got is None:
         got = session.execute(select(OUTBOX.c.id).where(OUTBOX.c.dedupe_key == dedupe_key)).scalar_one()
     return int(got)
+
+
+def enqueue_many(session: Session, topic: str, payloads: list[dict[str, Any]]) -> None:
+    """Several outbox items of one topic in one multi-row INSERT (no dedupe key, due now)."""
+    if not payloads:
+        return
+    _check_topic(topic)
+    at = _now()
+    attempts = get_job_settings().max_attempts
+    session.execute(_INSERT_OUTBOX, [{"topic": topic, "payload": jsonable(p), "dedupe_key": None, "status": PENDING,
+                                      "run_at": at, "attempts": 0, "max_attempts": attempts, "created_at": at}
+                                     for p in payloads])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,6 +216,23 @@ def schedule_timer(session: Session, kind: str, ref_type: str, ref_id: int | str
     tid = int(session.execute(stmt.returning(TIMERS.c.id)).scalar_one())
     _expire_cached(session, Timer, tid)
     return tid
+
+
+def schedule_new_timers(session: Session, kind: str, ref_type: str,
+                        timers: list[tuple[int, dt.datetime, dict[str, Any]]]) -> None:
+    """Arm timers (ref_id, due_at, payload) for objects that have none yet (rows created in this
+    transaction) in one multi-row INSERT; an existing (kind, ref_type, ref_id) is an error."""
+    if not timers:
+        return
+    _check_topic(kind, "kind")
+    _check_name(ref_type, "ref_type", 60)
+    at = _now()
+    attempts = get_job_settings().max_attempts
+    session.execute(_INSERT_TIMER, [
+        {"kind": kind, "ref_type": ref_type, "ref_id": str(ref_id), "ref_is_int": True, "created_at": at,
+         "due_at": clock.aware(due, "due_at"), "run_at": clock.aware(due, "due_at"), "payload": jsonable(payload),
+         "status": PENDING, "attempts": 0, "max_attempts": attempts, "last_error": None, "claimed_by": None,
+         "lease_until": None, "fired_at": None} for ref_id, due, payload in timers])
 
 
 def _expire_cached(session: Session, model: Any, pk: int) -> None:
@@ -239,40 +272,60 @@ def notify(session: Session, *, account_ids: list[int] | None = None, role: str 
       of the given ones: holds ``role``; has ``department_code``; its area contains ``area_code`` or
       lies inside it (a district account sees a grid's notification, a community account a street's).
     Also enqueues the event ``notification.created`` (webhooks, console live stream)."""
+    return notify_many(session, [dict(account_ids=account_ids, role=role, area_code=area_code,
+                                      department_code=department_code, title=title, body=body, link=link,
+                                      severity=severity)])[0]
+
+
+def _check_notification(n: dict[str, Any]) -> list[Problem]:
+    title, body, link, severity = n.get("title"), n.get("body"), n.get("link"), n.get("severity", "info")
     problems = []
     if not isinstance(title, str) or not title.strip() or len(title) > 200:
         problems.append(Problem("title must be 1-200 characters", ["title"]))
     if not isinstance(body, str):
         problems.append(Problem("body must be text", ["body"]))
-    for loc, v in (("title", title), ("body", body), ("link", link), ("role", role),
-                   ("department_code", department_code)):
+    for loc in ("title", "body", "link", "role", "department_code"):
+        v = n.get(loc)
         if isinstance(v, str) and "\x00" in v:
             problems.append(Problem("NUL characters are not allowed", [loc]))
     if severity not in SEVERITIES:
         problems.append(Problem(f"severity must be one of {', '.join(SEVERITIES)}", ["severity"]))
     if link is not None and len(link) > 500:
         problems.append(Problem("link must be at most 500 characters", ["link"]))
+    area_code = n.get("area_code")
     if area_code is not None and not (area_code.isdigit() and len(area_code) <= 15):
         problems.append(Problem("area_code must be up to 15 digits", ["area_code"]))
-    ids = sorted({int(a) for a in (account_ids or [])})
-    broadcast = any(v is not None for v in (role, area_code, department_code))
-    if not ids and not broadcast:
+    if not n.get("account_ids") and not any(n.get(k) is not None for k in ("role", "area_code", "department_code")):
         problems.append(Problem("no recipients: give account_ids and/or role, area_code, department_code",
                                 ["account_ids"]))
+    return problems
+
+
+def notify_many(session: Session, items: list[dict[str, Any]]) -> list[int]:
+    """``notify`` for several notifications (dicts of notify's keyword arguments): multi-row INSERTs."""
+    problems = [p for n in items for p in _check_notification(n)]
     if problems:
         raise InvalidInput(problems)
+    if not items:
+        return []
     at = _now()
-    nid = int(session.execute(insert(Notification).values(
-        created_at=at, title=title.strip(), body=body, link=link, severity=severity, broadcast=broadcast,
-        role=role, area_code=area_code, department_code=department_code).returning(Notification.id)).scalar_one())
-    if ids:
-        session.execute(insert(NotificationRecipient), [{"notification_id": nid, "account_id": a} for a in ids])
-    enqueue(session, "notification.created", {
-        "id": nid, "title": title.strip(), "body": body, "link": link, "severity": severity,
-        "account_ids": ids, "role": role, "area_code": area_code, "department_code": department_code,
-        "created_at": at,
-    })
-    return nid
+    rows = []
+    for n in items:
+        rows.append(dict(created_at=at, title=n["title"].strip(), body=n["body"], link=n.get("link"),
+                         severity=n.get("severity", "info"),
+                         broadcast=any(n.get(k) is not None for k in ("role", "area_code", "department_code")),
+                         role=n.get("role"), area_code=n.get("area_code"), department_code=n.get("department_code")))
+    nids = insert_rows(session, Notification.__table__, rows)
+    recipients = [{"notification_id": nid, "account_id": a} for nid, n in zip(nids, items, strict=True)
+                  for a in sorted({int(a) for a in (n.get("account_ids") or [])})]
+    if recipients:
+        session.execute(insert(NotificationRecipient), recipients)
+    enqueue_many(session, "notification.created", [
+        {"id": nid, "title": r["title"], "body": r["body"], "link": r["link"], "severity": r["severity"],
+         "account_ids": sorted({int(a) for a in (n.get("account_ids") or [])}), "role": r["role"],
+         "area_code": r["area_code"], "department_code": r["department_code"], "created_at": at}
+        for nid, r, n in zip(nids, rows, items, strict=True)])
+    return nids
 
 
 def _area_prefixes(code: str) -> list[str]:

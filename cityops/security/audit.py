@@ -25,6 +25,7 @@ from cityops.security.principal import Principal
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x63697479_61756469  # "cityaudi"
+_INSERT = insert(AuditLog)
 
 
 def canonical_detail(detail: dict[str, Any] | None) -> str | None:
@@ -50,29 +51,56 @@ def _lock_chain(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
 
 
+@dataclass
+class Entry:
+    """One audit row to append (see ``record``)."""
+
+    principal: Principal | None
+    action: str
+    object_type: str
+    object_id: object = None
+    result: str = "ok"
+    detail: dict[str, Any] | None = None
+    username: str | None = None
+    source_ip: str | None = None
+
+
 def record(session: Session, principal: Principal | None, action: str, object_type: str,
            object_id: object = None, result: str = "ok", detail: dict[str, Any] | None = None,
            *, username: str | None = None, source_ip: str | None = None) -> None:
     """Append an audit row in the caller's transaction (it is kept only if the caller commits).
 
     ``username`` / ``source_ip`` override the principal's (failed logins have no principal)."""
+    record_many(session, [Entry(principal, action, object_type, object_id, result, detail, username, source_ip)])
+
+
+def record_many(session: Session, entries: list[Entry]) -> None:
+    """Append several audit rows in one step of the chain: one lock, one read of the chain's end,
+    one multi-row INSERT (the hashes are chained here, in order)."""
+    if not entries:
+        return
     _lock_chain(session)
     last = session.execute(select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)).first()
-    seq = (last[0] + 1) if last else 1
+    seq = last[0] if last else 0
     prev = last[1] if last else GENESIS
     at = clock.now().astimezone(dt.UTC)
-    user = username or (principal.username if principal else "anonymous")
-    account_id = principal.account_id if principal else None
-    roles = principal.role_label() if principal else ""
-    ip = source_ip or (principal.source_ip if principal else None)
-    oid = None if object_id is None else str(object_id)[:80]
-    det = canonical_detail(detail)
-    h = row_hash(prev, seq, at, user[:80], account_id, roles[:200], action[:40], object_type[:40], oid,
-                 result[:20], ip, det)
-    session.execute(insert(AuditLog).values(
-        seq=seq, at=at, username=user[:80], account_id=account_id, roles=roles[:200], action=action[:40],
-        object_type=object_type[:40], object_id=oid, result=result[:20], source_ip=ip, detail=det,
-        prev_hash=prev, hash=h))
+    rows = []
+    for e in entries:
+        p = e.principal
+        seq += 1
+        user = (e.username or (p.username if p else "anonymous"))[:80]
+        account_id = p.account_id if p else None
+        roles = (p.role_label() if p else "")[:200]
+        ip = e.source_ip or (p.source_ip if p else None)
+        oid = None if e.object_id is None else str(e.object_id)[:80]
+        det = canonical_detail(e.detail)
+        h = row_hash(prev, seq, at, user, account_id, roles, e.action[:40], e.object_type[:40], oid,
+                     e.result[:20], ip, det)
+        rows.append(dict(seq=seq, at=at, username=user, account_id=account_id, roles=roles, action=e.action[:40],
+                         object_type=e.object_type[:40], object_id=oid, result=e.result[:20], source_ip=ip,
+                         detail=det, prev_hash=prev, hash=h))
+        prev = h
+    session.execute(_INSERT, rows)
 
 
 @dataclass

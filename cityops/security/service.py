@@ -17,7 +17,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Request
-from sqlalchemy import and_, delete, false, func, or_, select, true, update
+from sqlalchemy import and_, bindparam, delete, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -623,35 +623,48 @@ def _write(fn: Any) -> None:
         session.commit()
 
 
+_SESSION_Q = (select(AuthSession.id, AuthSession.kind, AuthSession.last_seen, AuthSession.expires_at,
+                      AuthSession.revoked_at, Account.id.label("account_id"), Account.username, Account.active,
+                      Account.area_code, Account.department_code)
+              .outerjoin(Account, Account.id == AuthSession.account_id)
+              .where(AuthSession.token_hash == bindparam("h")))
+_GRANTS_Q = (select(AccountRole.role_code, RolePermission.permission_name)
+             .outerjoin(RolePermission, RolePermission.role_code == AccountRole.role_code)
+             .where(AccountRole.account_id == bindparam("aid")))
+
+
 def _principal_from_session(session: Session, token: str, ip: str | None, kind: str) -> Principal:
+    """Two Core queries per request (the session with its account; the roles with their
+    permissions): the bearer-token check is on the path of every API call."""
     settings = get_settings()
-    row = session.scalar(select(AuthSession).where(AuthSession.token_hash == _token_hash(token)))
+    conn = session.connection()
+    row = conn.execute(_SESSION_Q, {"h": _token_hash(token)}).first()
     if row is None or row.revoked_at is not None:
         raise unauthorized("登录已失效，请重新登录 session invalid or signed out", ["header", "Authorization"])
     if (kind == "cookie") != (row.kind == "cookie"):
         raise unauthorized("凭据类型不符 credential used in the wrong place", ["header", "Authorization"])
     now = clock.now()
-    acc = session.get(Account, row.account_id)
-    if acc is None or not acc.active:
+    if row.account_id is None or not row.active:
         raise unauthorized("账号已停用 account disabled", ["header", "Authorization"])
     if row.expires_at <= now:
         raise unauthorized("登录已过期，请重新登录 session expired", ["header", "Authorization"], "session_expired")
+    grants = conn.execute(_GRANTS_Q, {"aid": row.account_id}).all()
+    principal = Principal(username=row.username, kind="user", account_id=row.account_id,
+                          roles=frozenset(g[0] for g in grants), permissions=frozenset(g[1] for g in grants if g[1]),
+                          area_code=row.area_code, department_id=_department_id(session, row.department_code),
+                          department_code=row.department_code, source_ip=ip, session_id=str(row.id))
+    sid = row.id
     if now - row.last_seen > dt.timedelta(minutes=settings.session_idle_minutes):
-        actor = _principal_for(session, acc, ip, str(row.id))
-        sid = row.id
-
         def revoke(ws: Session) -> None:
             ws.execute(update(AuthSession).where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
                        .values(revoked_at=now, revoked_reason="idle"))
-            audit.record(ws, actor, "session_timeout", "account", actor.account_id,
+            audit.record(ws, principal, "session_timeout", "account", principal.account_id,
                          detail={"idle_minutes": settings.session_idle_minutes})
 
         _write(revoke)
         raise unauthorized("长时间未操作，已自动退出 session ended after inactivity", ["header", "Authorization"],
                            "session_idle")
-    principal = _principal_for(session, acc, ip, str(row.id))
     if now - row.last_seen > TOUCH_EVERY:
-        sid = row.id
         _write(lambda ws: ws.execute(update(AuthSession).where(AuthSession.id == sid).values(last_seen=now)))
     return principal
 
