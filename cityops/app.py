@@ -14,11 +14,14 @@ from cityops.errors import CityOpsError
 from cityops.logging import configure_logging
 
 # Each domain package exposes ``router`` in its ``api`` module; the order is the order in /docs.
+# Routes are matched in this order (linearly), so the busiest domain comes first: a report
+# (POST /api/v1/cases) then matches after a handful of routes instead of ~90 (bench intake).
+# No two domains share a path template, so the order changes nothing else.
 DOMAIN_APIS = [
+    "cityops.cases.api",
     "cityops.security.api",
     "cityops.geo.api",
     "cityops.registry.api",
-    "cityops.cases.api",
     "cityops.cases.open311",
     "cityops.cases.evaluation_api",
     "cityops.console.api",

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     lockout_threshold: int = 5
     lockout_minutes: int = 15
     session_idle_minutes: int = 30
+    # a checked sign-in is trusted this long per process before the database is asked again
+    auth_cache_seconds: float = 1.0
     session_absolute_hours: int = 12
     password_max_age_days: int = 90
     single_session: bool = False

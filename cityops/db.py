@@ -114,6 +114,11 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # keep as many connections as the server has threads: an overflow connection is opened and
+        # closed per checkout, and opening one (with its PRAGMAs) costs more than a small request
+        if "poolclass" not in kw and path and path != ":memory:":
+            kw.setdefault("pool_size", 40)
+            kw.setdefault("max_overflow", 40)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy issue BEGIN itself so that writes take the lock up front

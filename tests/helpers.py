@@ -33,6 +33,7 @@ def make_user(session: Any, username: str, roles: list[str] | tuple[str, ...], a
     from cityops.security.principal import SYSTEM
 
     service.ensure_catalog(session)
+    service.clear_auth_cache()  # roles/scope change below: no principal of this process may outlive it
     password = test_password(username)
     acc = session.scalar(select(Account).where(Account.username == username))
     if acc is None:

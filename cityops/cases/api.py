@@ -74,10 +74,9 @@ class F:
 
 @router.post("/cases", response_model=schemas.IntakeResult, status_code=201, tags=["cases"],
              summary="上报案件（网格员/监督员/坐席）Report a problem")
-def report_case(body: schemas.ReportCreate, response: Response, idempotency_key: str | None = IDEM,
-                principal: Principal = require("case.report"),
-                session: Session = Depends(get_session)) -> dict[str, Any]:
-    return _intake_response(response, flows.submit(session, intake.ReportRequest(
+async def report_case(body: schemas.ReportCreate, response: Response, idempotency_key: str | None = IDEM,
+                      principal: Principal = require("case.report")) -> dict[str, Any]:
+    return _intake_response(response, await flows.submit_async(intake.ReportRequest(
         principal, body, body.source, "app", idempotency_key)))
 
 

@@ -13,6 +13,7 @@ rows, so concurrent reports share one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -21,9 +22,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from cityops.cases import intake as _intake
 from cityops.cases import service
+from cityops.db import get_engine
 from cityops.errors import CityOpsError
 
 log = logging.getLogger("cityops.cases.flows")
@@ -101,6 +104,20 @@ def writer_for(engine: Engine) -> Writer:
         if w is None or w.engine is not engine:
             w = _writers[id(engine)] = Writer(engine)
         return w
+
+
+async def submit_async(request: _intake.ReportRequest) -> tuple[int, dict[str, Any], bool]:
+    """``submit`` for async routes: no thread waits for the answer and no session is opened by
+    the route (the writer has its own), so a report costs the event loop a parse and a future."""
+    engine = get_engine()
+    if not enabled():
+        def one() -> tuple[int, dict[str, Any], bool]:
+            with Session(engine, expire_on_commit=False) as session:
+                return service.submit_one(session, request)
+
+        return await run_in_threadpool(one)
+    fut = writer_for(engine).submit(request)
+    return await asyncio.wait_for(asyncio.wrap_future(fut), WAIT_S)  # type: ignore[no-any-return]
 
 
 def submit(session: Session, request: _intake.ReportRequest) -> tuple[int, dict[str, Any], bool]:

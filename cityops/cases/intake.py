@@ -298,19 +298,19 @@ def _bbox(lon: float, lat: float, radius_m: float) -> tuple[float, float, float,
     return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
-_PROBES = 200
-_near_sql: dict[str, Any] = {}
+_PROBES = (1, 4, 16, 64, 200)
+_near_sql: dict[tuple[str, int], Any] = {}
 
 
-def _near_statement(dialect: str) -> Any:
-    """WITH probe(...) AS (VALUES ...) joined to case_file, for ``_PROBES`` probes: one fixed text
-    (compiled once and cached; short chunks are padded with probes of category -1)."""
-    stmt = _near_sql.get(dialect)
+def _near_statement(dialect: str, size: int) -> Any:
+    """WITH probe(...) AS (VALUES ...) joined to case_file, for ``size`` probes: a few fixed texts
+    (compiled once and cached; a shorter chunk is padded with probes of category -1)."""
+    stmt = _near_sql.get((dialect, size))
     if stmt is not None:
         return stmt
     pg = dialect == "postgresql"
     rows = []
-    for j in range(_PROBES):
+    for j in range(size):
         if j == 0 and pg:
             rows.append(f"(CAST(:i{j} AS INTEGER), CAST(:c{j} AS INTEGER), CAST(:s{j} AS TIMESTAMPTZ), "
                         f"CAST(:a{j} AS FLOAT), CAST(:b{j} AS FLOAT), CAST(:x{j} AS FLOAT), CAST(:y{j} AS FLOAT))")
@@ -321,8 +321,8 @@ def _near_statement(dialect: str) -> Any:
            "SELECT probe.i, c.id, c.lon, c.lat FROM probe JOIN case_file AS c ON c.category_id = probe.cat "
            "AND c.lat >= probe.lat0 AND c.lat <= probe.lat1 AND c.lon >= probe.lon0 AND c.lon <= probe.lon1 "
            f"AND c.reported_at >= probe.since AND c.state IN ({states})")
-    stmt = text(sql).bindparams(*[bindparam(f"s{j}", type_=UTCDateTime()) for j in range(_PROBES)])
-    _near_sql[dialect] = stmt
+    stmt = text(sql).bindparams(*[bindparam(f"s{j}", type_=UTCDateTime()) for j in range(size)])
+    _near_sql[(dialect, size)] = stmt
     return stmt
 
 
@@ -335,12 +335,14 @@ def near_open_cases(session: Session, probes: list[tuple[int, float, float, dt.d
     out: dict[int, list[tuple[int, float, float]]] = {}
     if radius_m <= 0 or window_h <= 0 or not probes:
         return out
-    stmt = _near_statement(session.get_bind().dialect.name)
+    dialect = session.get_bind().dialect.name
     window = dt.timedelta(hours=window_h)
-    for lo in range(0, len(probes), _PROBES):
+    for lo in range(0, len(probes), _PROBES[-1]):
         params: dict[str, Any] = {}
-        chunk = probes[lo:lo + _PROBES]
-        for j in range(_PROBES):
+        chunk = probes[lo:lo + _PROBES[-1]]
+        size = next(n for n in _PROBES if n >= len(chunk))
+        stmt = _near_statement(dialect, size)
+        for j in range(size):
             if j < len(chunk):
                 cat, lon, lat, at = chunk[j]
                 lat0, lat1, lon0, lon1 = _bbox(lon, lat, radius_m)

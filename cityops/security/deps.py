@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
 
 from cityops.errors import Forbidden, Problem
 from cityops.security.principal import Principal
@@ -29,14 +30,24 @@ api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="integration API key (Open311 clients, sensors, 12345 import)")
 
 
-def get_principal(request: Request, _token: str | None = Depends(oauth2_scheme),
-                  _key: str | None = Depends(api_key_scheme)) -> Principal:
-    """Resolve the caller (bearer token, console session cookie or X-API-Key).
+def get_principal(request: Request) -> Principal:
+    """Resolve the caller (bearer token, console session cookie or X-API-Key); blocking (call it
+    from a worker thread). Implemented in ``cityops.security.service``."""
+    from cityops.security.service import cached_principal, resolve_principal
 
-    Implemented in ``cityops.security.service.resolve_principal``."""
-    from cityops.security.service import resolve_principal
+    return cached_principal(request) or resolve_principal(request)
 
-    return resolve_principal(request)
+
+async def principal_dependency(request: Request, _token: str | None = Depends(oauth2_scheme),
+                               _key: str | None = Depends(api_key_scheme)) -> Principal:
+    """The dependency behind ``require`` / ``signed_in``: credentials checked moments ago come from
+    memory (no thread hop, no query); others are checked in the database on a worker thread."""
+    from cityops.security.service import cached_principal, resolve_principal
+
+    hit = cached_principal(request)
+    if hit is not None:
+        return hit
+    return await run_in_threadpool(resolve_principal, request)
 
 
 def optional_principal(request: Request) -> Principal | None:
@@ -49,8 +60,8 @@ def optional_principal(request: Request) -> Principal | None:
     return resolve_principal(request)
 
 
-def public_route() -> None:
-    """Marker: the route is deliberately open to anonymous callers."""
+async def public_route() -> None:
+    """Marker: the route is deliberately open to anonymous callers (async: no thread hop)."""
     return None
 
 
@@ -58,7 +69,8 @@ class Permission:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, principal: Principal = Depends(get_principal)) -> Principal:
+    async def __call__(self, principal: Principal = Depends(principal_dependency)) -> Principal:
+        # async: a check in memory needs no hop to the thread pool (principal_dependency does its I/O there)
         if not principal.can(self.name):
             raise Forbidden([Problem(f"permission {self.name} required", ["permission"], "forbidden")])
         return principal
@@ -73,7 +85,7 @@ class Authenticated(Permission):
     def __init__(self) -> None:
         super().__init__(AUTHENTICATED)
 
-    def __call__(self, principal: Principal = Depends(get_principal)) -> Principal:
+    async def __call__(self, principal: Principal = Depends(principal_dependency)) -> Principal:
         return principal
 
     def __repr__(self) -> str:

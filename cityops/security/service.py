@@ -6,11 +6,13 @@ that change something audit it in the same transaction and commit.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +204,7 @@ def set_role_permissions(session: Session, principal: Principal, code: str, perm
     before = role_permissions(session).get(code, set())
     after = set(permissions)
     session.execute(delete(RolePermission).where(RolePermission.role_code == code))
+    clear_auth_cache()
     for p in sorted(after):
         session.add(RolePermission(role_code=code, permission_name=p))
     role.updated_at = clock.now()
@@ -337,6 +340,7 @@ def list_accounts(session: Session, principal: Principal, *, q: str | None = Non
 
 
 def update_account(session: Session, principal: Principal, account_id: int, changes: dict[str, Any]) -> Account:
+    clear_auth_cache()
     acc = get_account(session, principal, account_id)
     if "area_code" in changes:
         _check_area(session, principal, changes["area_code"], ["body", "area_code"])
@@ -361,6 +365,7 @@ def set_account_roles(session: Session, principal: Principal, account_id: int, r
     _check_roles(session, roles, ["body", "roles"])
     before = account_roles(session, acc.id)
     session.execute(delete(AccountRole).where(AccountRole.account_id == acc.id))
+    clear_auth_cache()
     for r in sorted(set(roles)):
         session.add(AccountRole(account_id=acc.id, role_code=r))
     audit.record(session, principal, "account.roles", "account", acc.id,
@@ -502,6 +507,7 @@ def login(session: Session, username: str, password: str, source_ip: str | None,
 
 
 def _revoke_sessions(session: Session, account_id: int, reason: str) -> None:
+    clear_auth_cache()
     session.execute(update(AuthSession).where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
                     .values(revoked_at=clock.now(), revoked_reason=reason))
 
@@ -514,6 +520,7 @@ def logout(session: Session, token: str | None, source_ip: str | None) -> bool:
         return False
     row.revoked_at = clock.now()
     row.revoked_reason = "logout"
+    clear_auth_cache()
     acc = session.get(Account, row.account_id)
     if acc is not None:
         audit.record(session, _principal_for(session, acc, source_ip, session_id=str(row.id)), "logout", "account",
@@ -583,6 +590,45 @@ def credentials(request: Request) -> tuple[str, str] | None:
     if cookie:
         return "cookie", cookie
     return None
+
+
+# Principals of recently checked credentials, per process: a credential checked less than
+# ``auth_cache_seconds`` ago is not looked up again (absolute expiry and the idle timeout are still
+# checked against the clock on every request). Sign-out, revocation, password, role and account
+# changes made by this process clear it at once; those made by another process take effect within
+# ``auth_cache_seconds`` (default 1 s; 0 checks the database on every request).
+_auth_cache: dict[tuple[str, str], tuple[float, Principal, dt.datetime, dt.datetime]] = {}
+_AUTH_CACHE_MAX = 10_000
+
+
+def clear_auth_cache() -> None:
+    _auth_cache.clear()
+
+
+def cached_principal(request: Request) -> Principal | None:
+    """The principal of the request's credentials if they were checked moments ago, else None
+    (then ``resolve_principal`` checks them in the database)."""
+    ttl = get_settings().auth_cache_seconds
+    cred = credentials(request) if ttl > 0 else None
+    if cred is None:
+        return None
+    hit = _auth_cache.get((cred[0], _token_hash(cred[1])))
+    if hit is None or time.monotonic() - hit[0] > ttl:
+        return None
+    _checked, principal, last_seen, expires_at = hit
+    now = clock.now()
+    if expires_at <= now or now - last_seen > TOUCH_EVERY or now < last_seen:
+        return None  # expired, or due for the last_seen touch (and the idle check): ask the database
+    ip = client_ip(request)
+    return principal if principal.source_ip == ip else dataclasses.replace(principal, source_ip=ip)
+
+
+def _remember(kind: str, secret: str, principal: Principal, last_seen: dt.datetime, expires_at: dt.datetime) -> None:
+    if get_settings().auth_cache_seconds <= 0:
+        return
+    if len(_auth_cache) >= _AUTH_CACHE_MAX:
+        _auth_cache.clear()
+    _auth_cache[(kind, _token_hash(secret))] = (time.monotonic(), principal, last_seen, expires_at)
 
 
 def resolve_principal(request: Request) -> Principal:
@@ -664,8 +710,11 @@ def _principal_from_session(session: Session, token: str, ip: str | None, kind: 
         _write(revoke)
         raise unauthorized("长时间未操作，已自动退出 session ended after inactivity", ["header", "Authorization"],
                            "session_idle")
+    last_seen = row.last_seen
     if now - row.last_seen > TOUCH_EVERY:
         _write(lambda ws: ws.execute(update(AuthSession).where(AuthSession.id == sid).values(last_seen=now)))
+        last_seen = now
+    _remember(kind, token, principal, last_seen, row.expires_at)
     return principal
 
 
