@@ -14,11 +14,18 @@ rows, so concurrent reports share one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there SQLite's busy handler does the waiting
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -49,6 +56,8 @@ class Writer:
         self.thread: threading.Thread | None = None
         self.batches = 0
         self.reports = 0
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.lock_path = f"{db}.writer-lock" if db and db != ":memory:" and fcntl is not None else None
 
     def submit(self, request: _intake.ReportRequest) -> Future[Any]:
         fut: Future[Any] = Future()
@@ -71,11 +80,27 @@ class Writer:
                 batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
             self._write(batch)
 
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """SQLite file: the writers of all processes take turns through an exclusive file lock, so
+        a writer waiting for another wakes the moment it is done (SQLite's own busy handler sleeps
+        in steps of up to 100 ms, which would stall several API processes behind each other)."""
+        path = self.lock_path
+        if path is None:
+            yield
+            return
+        with open(path, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def _write(self, batch: list[tuple[_intake.ReportRequest, Future[Any]]]) -> None:
         self.batches += 1
         self.reports += len(batch)
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
+            with self._turn(), Session(self.engine, expire_on_commit=False) as session:
                 outcomes = _intake.submit_reports(session, [rq for rq, _f in batch])
                 session.commit()
         except Exception:  # the batch as a whole failed: one transaction per report
