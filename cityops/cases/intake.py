@@ -406,28 +406,33 @@ def intake_many(session: Session, batch: list[tuple[Principal, IntakeItem]]) -> 
         got = near_open_cases(session, [(batch[k][1].cat.id, batch[k][1].lon, batch[k][1].lat, batch[k][1].at)
                                         for k in eligible], radius, window.total_seconds() / 3600)
         near = {eligible[j]: v for j, v in got.items()}
-    # decide in order: link to the nearest open case (in the database or new in this batch)
+    # decide in order: link to the nearest open case (in the database or new in this batch); the
+    # new ones are kept in cells at least ``radius`` wide, so a report looks at 9 cells, not the batch
     eligible_set = set(eligible)
-    new_open: dict[int, list[int]] = {}     # category id -> batch positions of new open cases
+    cell_lat = max(radius, 1.0) / M_PER_DEG_LAT
+    top = max((abs(batch[k][1].lat) for k in eligible), default=0.0)
+    cell_lon = max(radius, 1.0) / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(min(89.0, top)))))
+    new_open: dict[tuple[int, int, int], list[int]] = {}  # (category, cell y, cell x) -> batch positions
     link_to: dict[int, tuple[str, int, float]] = {}  # position -> ("db", case id | "new", position, distance)
     for k, (_p, it) in enumerate(batch):
         if k not in eligible_set:
             continue
         best_db = _nearest(near.get(k, []), it.lon, it.lat, radius)
         best_new: tuple[int, float] | None = None
-        for j in new_open.get(it.cat.id, ()):
+        cy, cx = math.floor(it.lat / cell_lat), math.floor(it.lon / cell_lon)
+        for j in (j for dy in (-1, 0, 1) for dx in (-1, 0, 1) for j in new_open.get((it.cat.id, cy + dy, cx + dx), ())):
             o = batch[j][1]
             if o.at < it.at - window or o.at > it.at:
                 continue
             d = distance_m(it.lon, it.lat, o.lon, o.lat)
-            if d <= radius and (best_new is None or d < best_new[1]):
+            if d <= radius and (best_new is None or d < best_new[1] or (d == best_new[1] and j < best_new[0])):
                 best_new = (j, d)
         if best_db is not None and (best_new is None or best_db[1] <= best_new[1]):
             link_to[k] = ("db", best_db[0], best_db[1])
         elif best_new is not None:
             link_to[k] = ("new", best_new[0], best_new[1])
         else:
-            new_open.setdefault(it.cat.id, []).append(k)
+            new_open.setdefault((it.cat.id, math.floor(it.lat / cell_lat), math.floor(it.lon / cell_lon)), []).append(k)
     creates = [k for k in range(len(batch)) if k not in link_to]
     results: list[dict[str, Any] | None] = [None] * len(batch)
     if creates:
