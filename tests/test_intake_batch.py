@@ -96,7 +96,11 @@ def test_batch_decides_duplicates_like_one_at_a_time_and_like_the_definition(cli
     assert _partition(batch_ids) == expected
     assert _partition(single_ids) == expected
     assert len(set(expected)) < len(expected) - 3  # the pattern does exercise linking
-    # reporter counts agree with the links
+    # reporter counts agree with the links; each case carries its routing proposal from intake on
+    by_code = {c.code: c for c in cats}
     for cid in set(batch_ids):
         d = client.get(f"/api/v1/cases/{cid}", headers=h).json()
         assert d["reporter_count"] == batch_ids.count(cid)
+        proposal = ref.propose_route(session, by_code[d["category_code"]], d["grid_code"], d["street_code"])
+        assert proposal.department_code and d["proposed_department_code"] == proposal.department_code
+    session.commit()

@@ -482,7 +482,10 @@ def _create_cases(session: Session, batch: list[tuple[Principal, IntakeItem]], c
             created_by=principal.username, updated_at=at, version=1, self_handled=item.self_handled,
             closed_at=at if item.self_handled else None,
             closure_reason="self_handled" if item.self_handled else None,
-            sla_step=None if item.self_handled else "accept", due_at=due, yellow_at=yellow))
+            sla_step=None if item.self_handled else "accept", due_at=due, yellow_at=yellow,
+            # routing: the department the catalogue rule and the place propose (立案 records the decision)
+            proposed_department_code=ref.propose_route(session, item.cat, item.where.grid_code,
+                                                       item.where.street_code).department_code))
     cids = insert_rows(session, CASES_T, case_rows)
     rids = insert_rows(session, REPORTS_T, [dict(
         case_id=cid, is_primary=True, source=batch[k][1].source, channel=batch[k][1].channel,
