@@ -17,9 +17,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import emit
+from cityops import devserver
 
 OPEN_STATES = ("reported", "accepted", "verifying", "registered", "dispatched", "acknowledged", "handled", "inspecting",
                "sent_back")
@@ -119,31 +118,6 @@ def bulk_cases(session: Any, n: int, *, seed: int = 7, now: dt.datetime | None =
         session.commit()
         written += m
     return written
-
-
-def _free_port() -> int:
-    for p in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-            return p
-    raise RuntimeError("no free port in 8150-8159")
-
-
-def _wait_http(url: str, timeout: float = 60.0) -> None:
-    import httpx
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server did not come up at {url}")
 
 
 def prepare(url: str, n: int) -> tuple[str, str]:
@@ -296,23 +270,15 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     user, pw = prepare(url, args.cases)
     prep_s = time.perf_counter() - t0
-    port = _free_port()
+    port = devserver.free_ports(1, PORTS)[0]
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CITYOPS_DATABASE_URL": url, "CITYOPS_LOGIN_RATE_PER_MINUTE": "1000"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityops.app:create_app", "--factory", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
-                            env=env)
+    proc = devserver.start_api(url, port, env={"CITYOPS_LOGIN_RATE_PER_MINUTE": "1000"})
     try:
-        _wait_http(base + "/healthz")
         data = measure_data(base, user, pw, args.requests)
         times = measure_map(base, user, pw, args.runs, work if args.keep else None)
         engines = measure_engines(url, user, max(3, args.requests // 8))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        devserver.stop(proc)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     result = {

@@ -34,7 +34,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import emit, machine
+from cityops import devserver
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://cityops@127.0.0.1:54329/cityops"
@@ -77,32 +77,16 @@ def pct(values: list[float], q: float) -> float | None:
 def make_db(backend: str, pg_url: str, tmp: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'bench-intake.db'}"
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from cityops.db import create_postgis_database
 
-    base = make_url(pg_url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{PG_DB}"'))
-    admin.dispose()
-    url = base.set(database=PG_DB).render_as_string(hide_password=False)
-    eng = create_engine(url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
-    return url
+    return create_postgis_database(pg_url, PG_DB, replace=True)
 
 
 def drop_db(backend: str, pg_url: str) -> None:
-    if backend != "pg":
-        return
-    from sqlalchemy import create_engine, text
+    if backend == "pg":
+        from cityops.db import drop_database
 
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-    admin.dispose()
+        drop_database(pg_url, PG_DB)
 
 
 def use(url: str) -> None:
@@ -198,51 +182,6 @@ def hotline_orders(ctx: dict[str, Any], n: int, rng: np.random.Generator, start:
 
 
 # ---------------------------------------------------------------- server and load
-
-
-def free_ports(n: int) -> list[int]:
-    got = []
-    for p in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        got.append(p)
-        if len(got) == n:
-            return got
-    raise RuntimeError("no free port in 8160-8169")
-
-
-def start_server(url: str, port: int, workers: int, logfile: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CITYOPS_DATABASE_URL": url, "CITYOPS_LOG_LEVEL": "WARNING"}
-    # the server's log goes to a file: a pipe nobody reads fills up and blocks the server
-    with open(logfile, "ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityops.app:create_app", "--factory", "--host",
-                                 "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-                                 "--no-access-log"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    import httpx
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited: " + logfile.read_text(errors="replace")[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def loadgen(job: dict[str, Any]) -> dict[str, Any]:
@@ -473,9 +412,9 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     url = make_db(backend, args.pg_url, tmp)
     ctx = setup(url)
     res: dict[str, Any] = {"backend": backend, "workers": args.workers}
-    port = free_ports(1)[0]
+    port = devserver.free_ports(1, PORTS)[0]
     server_log = tmp / f"server-{backend}.log"
-    proc = start_server(url, port, args.workers, server_log)
+    proc = devserver.start_api(url, port, workers=args.workers, logfile=server_log)
     base = f"http://127.0.0.1:{port}"
     try:
         tok = token(base, "bench_grid", ctx["password"])
@@ -552,7 +491,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 for k in per}
             log(f"   list p50 {res['list_p50_ms']} ms  p95 {res['list_p95_ms']} ms  by filter {res['list_by_filter_p95_ms']}")
     finally:
-        stop_server(proc)
+        devserver.stop(proc)
         errors = server_log.read_text(errors="replace") if server_log.exists() else ""
         res["server_errors"] = errors.count("Traceback")
         if errors.count("Traceback"):

@@ -94,9 +94,9 @@ def postgis(pg_url: str, codes: np.ndarray, geoms: np.ndarray, lon: np.ndarray, 
     u = make_url(pg_url)
     conninfo = dict(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, password=u.password,
                     dbname=u.database)
-    with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    from cityops.db import create_postgis_database, drop_database
+
+    create_postgis_database(pg_url, BENCH_DB, replace=True)
     conninfo["dbname"] = BENCH_DB
     res: dict[str, Any] = {}
     try:
@@ -162,9 +162,7 @@ def postgis(pg_url: str, codes: np.ndarray, geoms: np.ndarray, lon: np.ndarray, 
             res["answers"] = answers
             res["vertex_answers"] = va
     finally:
-        with psycopg.connect(**{k: v for k, v in {**conninfo, "dbname": u.database}.items() if v is not None},
-                             autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        drop_database(pg_url, BENCH_DB)
     return res
 
 

@@ -75,13 +75,11 @@ def _database(backend: str, pg_url: str | None, tmp: str) -> str:
 
 
 def _drop(url: str, pg_url: str) -> None:
-    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    admin = create_engine(make_url(pg_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}"'))
-    admin.dispose()
+    from cityops.db import drop_database
+
+    drop_database(pg_url, str(make_url(url).database))
 
 
 def run(backend: str, n: int, pg_url: str | None, tmp: str) -> dict[str, Any]:

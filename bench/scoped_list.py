@@ -80,24 +80,18 @@ def _pg_database(pg_url: str, name: str, create: bool, reuse: bool = False) -> t
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    base = make_url(pg_url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    from cityops.db import create_postgis_database, drop_database
+
+    admin = create_engine(make_url(pg_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
-        if reuse and exists:
-            create = False
-        else:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            if create:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = base.set(database=name).render_as_string(hide_password=False)
+    if reuse and exists:
+        return make_url(pg_url).set(database=name).render_as_string(hide_password=False), False
     if create:
-        eng = create_engine(url, isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        eng.dispose()
-    return url, create
+        return create_postgis_database(pg_url, name, replace=True), True
+    drop_database(pg_url, name)
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False), False
 
 
 def _use(url: str) -> None:

@@ -207,12 +207,13 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> lis
     return ids
 
 
-def create_postgis_database(server_url: str, name: str) -> str:
+def create_postgis_database(server_url: str, name: str, *, replace: bool = False) -> str:
     """Create database ``name`` with PostGIS on the server of ``server_url``; return its URL
-    (used by the tests and benchmarks for throwaway databases)."""
-    from sqlalchemy import text
+    (used by the tests and benchmarks for throwaway databases). ``replace``: drop it first."""
     from sqlalchemy.engine import make_url
 
+    if replace:
+        drop_database(server_url, name)
     base = make_url(server_url)
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -224,3 +225,13 @@ def create_postgis_database(server_url: str, name: str) -> str:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
     eng.dispose()
     return url
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database ``name`` (if it exists; its sessions are ended) on the server of ``server_url``."""
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(make_url(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -13,10 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -24,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from cityops import devserver
 from tests.helpers import make_user, principal_of
 
 pytestmark = pytest.mark.browser
@@ -40,17 +38,6 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (scripts/browser.sh installs Debian's chromium): browser tests skipped",
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed")
-
-
-def _free_port() -> int:
-    for port in range(8150, 8160):  # the console's assigned port range
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port in 8150-8159")
 
 
 def _png(w: int = 8, h: int = 8) -> bytes:
@@ -118,32 +105,15 @@ def world(db_url):
 
 
 @pytest.fixture(scope="module")
-def server(world, db_url):
-    port = _free_port()
-    env = {**os.environ, "CITYOPS_DATABASE_URL": db_url, "CITYOPS_LOGIN_RATE_PER_MINUTE": "1000",
-           "CITYOPS_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityops.app:create_app", "--factory", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
-                            env=env, cwd=str(ROOT))
-    base = f"http://127.0.0.1:{port}"
-    import httpx
-
-    t0 = time.monotonic()
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() - t0 > 60:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.2)
-    yield base
-    proc.terminate()
+def server(world, db_url, tmp_path_factory):
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        port = devserver.free_ports(1, range(8150, 8160))[0]  # the console's assigned port range
+    except devserver.ServerError as exc:
+        pytest.skip(str(exc))
+    log = tmp_path_factory.mktemp("console-server") / "server.log"
+    with devserver.api_server(db_url, port, logfile=log, timeout=60,
+                              env={"CITYOPS_LOGIN_RATE_PER_MINUTE": "1000"}) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +225,7 @@ def test_dispatcher_sees_map_grids_and_cases(dispatcher, server):
 
 def test_filter_by_street(dispatcher, server):
     page, _, errors = dispatcher
+    _wait_js(page, "document.querySelector('#map').dataset.count !== undefined")  # the map has drawn
     before = int(page.get_attribute("#map", "data-count"))
     with page.expect_response(lambda r: "/api/v1/console/map" in r.url and f"street={STREET}" in r.url):
         page.select_option("#f-street", STREET)

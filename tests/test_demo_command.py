@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cityops import devserver
 from tests.conftest import BACKEND
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="make demo runs on the embedded SQLite database")
 def test_demo_serves_streets_and_locate(tmp_path: Path):
-    port = _free_port()
+    port = devserver.free_ports(1)[0]
     env = {**os.environ, "CITYOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}", "CITYOPS_PORT": str(port)}
     exe = Path(sys.executable).parent / "cityops"
     proc = subprocess.Popen([str(exe), "demo", "--small", "--no-feed", "--port", str(port)], env=env,

@@ -5,13 +5,8 @@ lost, none doubled. Two API processes share the database (PostgreSQL; SQLite in 
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from cityops import devserver
 from tests.cases_helpers import offset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,43 +23,6 @@ PORTS = range(8160, 8170)
 ISOLATED = 100  # reports that each make a case
 PAIRS = 25  # pairs of reports of one problem (10 m apart): one case, two reporters
 RETRIES = 50  # requests that repeat an earlier one with the same Idempotency-Key
-
-
-def _free_ports(n: int) -> list[int]:
-    got = []
-    for p in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        got.append(p)
-        if len(got) == n:
-            return got
-    pytest.skip("no free port in 8160-8169")
-    return []
-
-
-def _start(port: int, url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CITYOPS_DATABASE_URL": url}
-    with open(log, "ab") as err:  # a file, not a pipe: an unread pipe that fills up blocks the server
-        return subprocess.Popen([sys.executable, "-m", "uvicorn", "cityops.app:create_app", "--factory", "--host",
-                                 "127.0.0.1", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
-
-
-def _wait(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server on {port} exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"server on {port} did not start")
 
 
 def _points(session: Any, n: int, cats: list[Any]) -> list[tuple[Any, float, float]]:
@@ -131,12 +90,15 @@ def test_concurrent_intake_with_retries_two_processes(fresh_url, tmp_path):
     finally:
         session.close()
 
-    ports = _free_ports(2)
-    logs = [tmp_path / f"server-{p}.log" for p in ports]
-    procs = [_start(p, fresh_url, log) for p, log in zip(ports, logs, strict=True)]
     try:
-        for p, proc, log in zip(ports, procs, logs, strict=True):
-            _wait(p, proc, log)
+        ports = devserver.free_ports(2, PORTS)
+    except devserver.ServerError as exc:
+        pytest.skip(str(exc))
+    logs = [tmp_path / f"server-{p}.log" for p in ports]
+    procs: list[Any] = []
+    try:
+        for p, log in zip(ports, logs, strict=True):
+            procs.append(devserver.start_api(fresh_url, p, logfile=log, timeout=60))
         token = httpx.post(f"http://127.0.0.1:{ports[0]}/api/v1/auth/token",
                            data={"username": user, "password": pw}).json()["access_token"]
         # the logical reports: one key each; pairs share a problem (same category, 10 m apart)
@@ -179,12 +141,7 @@ def test_concurrent_intake_with_retries_two_processes(fresh_url, tmp_path):
             results = list(pool.map(send, sends))
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            devserver.stop(proc, timeout=20)
 
     # every answer is a success: 201 created, 200 linked or replayed; no server error logged
     bad = [(logical[i]["key"], st, body) for i, st, body, _ in results if st not in (200, 201)]

@@ -329,8 +329,6 @@ Index("ix_case_file_lead_reported", Case.lead_department_code, Case.reported_at)
 Index("ix_case_file_due", Case.due_at)
 Index("ix_case_file_closed", Case.closed_at)
 Index("ix_case_file_lat_lon", Case.lat, Case.lon)
-# duplicate search: the open cases of one category near a point (cityops.cases.intake.near_open_cases)
-Index("ix_case_file_category_lat_lon", Case.category_id, Case.lat, Case.lon)
 
 
 class CaseReport(Base):

@@ -228,20 +228,15 @@ class Form:
 
 
 def principal_for_key(key: str | None, source_ip: str | None) -> Principal:
-    """The principal of an Open311 ``api_key``, resolved by the security module exactly as an
-    ``X-API-Key`` header would be (its own read transaction; revoked / unknown keys refused);
+    """The principal of an Open311 ``api_key``, checked by the security module as an ``X-API-Key``
+    header is (its own read transaction; revoked / unknown keys refused);
     403 unless it holds ``open311.post``."""
     if not key:
         raise Open311Error(403, "api_key is required to POST a service request")
-    from starlette.requests import Request
-
     from cityops.security import service as security
 
-    scope = {"type": "http", "method": "POST", "path": "/open311/v2/requests", "query_string": b"",
-             "headers": [(security.API_KEY_HEADER.lower().encode(), key.encode("utf-8", "replace"))],
-             "client": (source_ip or "0.0.0.0", 0)}
     try:
-        principal = security.resolve_principal(Request(scope))
+        principal = security.principal_for_api_key(key, source_ip)
     except CityOpsError:
         raise Open311Error(403, "invalid api_key (unknown or revoked)")
     if not principal.can(PERMISSION):

@@ -636,13 +636,22 @@ def resolve_principal(request: Request) -> Principal:
 
     Raises ``Unauthorized`` (401, ``WWW-Authenticate: Bearer``) when missing, unknown, revoked,
     expired or idle for longer than ``session_idle_minutes``."""
-    from cityops.db import get_engine
-
     cred = credentials(request)
     if cred is None:
         raise unauthorized("需要登录 authentication required", ["header", "Authorization"])
-    kind, secret = cred
-    ip = client_ip(request)
+    return principal_for_credentials(cred[0], cred[1], client_ip(request))
+
+
+def principal_for_api_key(key: str, source_ip: str | None) -> Principal:
+    """The principal of an integration key given some other way than the X-API-Key header (the
+    Open311 ``api_key`` form field); unknown or revoked: ``Unauthorized``."""
+    return principal_for_credentials("api_key", key, source_ip)
+
+
+def principal_for_credentials(kind: str, secret: str, source_ip: str | None) -> Principal:
+    """Check credentials (``bearer`` / ``cookie`` / ``api_key``) in their own read transaction."""
+    from cityops.db import get_engine
+
     with get_engine().connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # a read transaction (plain BEGIN): resolving does not take SQLite's write lock
@@ -651,8 +660,8 @@ def resolve_principal(request: Request) -> Principal:
             with Session(bind=conn) as session:
                 try:
                     if kind == "api_key":
-                        return _principal_from_key(session, secret, ip)
-                    return _principal_from_session(session, secret, ip, kind)
+                        return _principal_from_key(session, secret, source_ip)
+                    return _principal_from_session(session, secret, source_ip, kind)
                 finally:
                     session.rollback()
         finally:
