@@ -104,3 +104,18 @@ def test_batch_decides_duplicates_like_one_at_a_time_and_like_the_definition(cli
         proposal = ref.propose_route(session, by_code[d["category_code"]], d["grid_code"], d["street_code"])
         assert proposal.department_code and d["proposed_department_code"] == proposal.department_code
     session.commit()
+
+
+def test_dedupe_states_are_the_open_states_and_the_index_serves_the_query(session):
+    from cityops.cases import intake
+    from cityops.cases.models import DEDUPE_STATES
+
+    assert set(DEDUPE_STATES) == set(ref.OPEN_STATES)
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    stmt = intake._near_statement("sqlite", 1)
+    sql = str(stmt.compile(session.get_bind()))
+    plan = " ".join(str(r[3]) for r in session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + sql, (0, 1, "2026-01-01 00:00:00", 31.0, 31.1, 121.0, 121.1)))
+    session.rollback()
+    assert "ix_case_file_open_category_lat_lon" in plan, plan

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from cityops.cases import reference as ref
 from cityops.cases import schemas, sla
 from cityops.cases.models import (
+    DEDUPE_STATES,
     Case,
     CaseEvent,
     CaseReport,
@@ -316,7 +317,7 @@ def _near_statement(dialect: str, size: int) -> Any:
                         f"CAST(:a{j} AS FLOAT), CAST(:b{j} AS FLOAT), CAST(:x{j} AS FLOAT), CAST(:y{j} AS FLOAT))")
         else:
             rows.append(f"(:i{j}, :c{j}, :s{j}, :a{j}, :b{j}, :x{j}, :y{j})")
-    states = ", ".join(f"'{st}'" for st in sorted(ref.OPEN_STATES))
+    states = ", ".join(f"'{st}'" for st in DEDUPE_STATES)  # word for word the partial index's condition
     sql = ("WITH probe(i, cat, since, lat0, lat1, lon0, lon1) AS (VALUES " + ", ".join(rows) + ") "
            "SELECT probe.i, c.id, c.lon, c.lat FROM probe JOIN case_file AS c ON c.category_id = probe.cat "
            "AND c.lat >= probe.lat0 AND c.lat <= probe.lat1 AND c.lon >= probe.lon0 AND c.lon <= probe.lon1 "
@@ -331,8 +332,8 @@ def near_open_cases(session: Session, probes: list[tuple[int, float, float, dt.d
     """For many probes (category id, lon, lat, time): the open cases of the category reported in the
     window before the time whose position lies in the radius's bounding box, as {probe index:
     [(case id, lon, lat)]}. One statement per 200 probes: a VALUES list joined to the
-    ``(category_id, state, reported_at)`` index, so each probe reads the open cases of its category
-    in the window (a few dozen at ~1,500 cases a day) and keeps those in the box."""
+    partial index ``(category_id, lat, lon) WHERE state IN (open states)``, so each probe reads the
+    open cases of its category in a band of latitude a radius high."""
     out: dict[int, list[tuple[int, float, float]]] = {}
     if radius_m <= 0 or window_h <= 0 or not probes:
         return out

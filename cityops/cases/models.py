@@ -329,6 +329,15 @@ Index("ix_case_file_lead_reported", Case.lead_department_code, Case.reported_at)
 Index("ix_case_file_due", Case.due_at)
 Index("ix_case_file_closed", Case.closed_at)
 Index("ix_case_file_lat_lon", Case.lat, Case.lon)
+# Duplicate search (cityops.cases.intake.near_open_cases): the open cases of one category near a
+# point. Partial (open cases only), so it stays small and the planner cannot take it for the
+# category lists (whose order it cannot give). The states are the open states of the workflow
+# (data/workflow.json; tests/test_cases_reference.py checks they agree) written out, because the
+# duplicate query must repeat the index's condition word for word for SQLite to use it.
+DEDUPE_STATES = ("accepted", "acknowledged", "dispatched", "handled", "inspected", "inspecting", "registered",
+                 "reported", "sent_back", "suspended", "verified", "verifying")
+Index("ix_case_file_open_category_lat_lon", Case.category_id, Case.lat, Case.lon,
+      sqlite_where=Case.state.in_(DEDUPE_STATES), postgresql_where=Case.state.in_(DEDUPE_STATES))
 
 
 class CaseReport(Base):
