@@ -203,8 +203,55 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> lis
         ids = list(range(top + 1, top + n + 1))
     for r, i in zip(rows, ids, strict=True):
         r["id"] = i
-    session.execute(insert(table), rows)
+    bulk_insert(session, table, rows)
     return ids
+
+
+_bulk: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[str] | None, list[Any], list[tuple[str, Any]]]] = {}
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """One executemany of INSERTs of ``rows`` (dicts with the same keys), handed straight to the
+    driver: the statement is compiled once per (dialect, table, columns); each value goes through
+    its column's bind processor and missing columns get their Python-side defaults, as with
+    ``session.execute(insert(table), rows)``, without SQLAlchemy's per-row bookkeeping (a third of
+    a set-based intake's time, bench intake)."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect
+    cols = tuple(rows[0])
+    key = (dialect.name, table.name, cols)
+    plan = _bulk.get(key)
+    if plan is None:
+        defaults: list[tuple[str, Any]] = []
+        for c in table.c:
+            if c.key in cols or c.default is None:
+                continue
+            d = c.default
+            if d.is_scalar:
+                defaults.append((c.key, lambda v=d.arg: v))
+            elif d.is_callable:
+                defaults.append((c.key, lambda f=d.arg: f(None)))
+            else:  # a SQL expression or sequence default: let SQLAlchemy do it
+                session.execute(insert(table), rows)
+                return
+        names = list(cols) + [k for k, _f in defaults]
+        compiled = insert(table).compile(dialect=dialect, column_keys=names)
+        order = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        procs = [table.c[n].type._cached_bind_processor(dialect) for n in (order or names)]
+        plan = (str(compiled), order, procs, defaults)
+        _bulk[key] = plan
+    sql, order, procs, defaults = plan
+    if defaults:
+        rows = [{**r, **{k: f() for k, f in defaults}} for r in rows]
+    if order is not None:
+        params: list[Any] = [tuple(p(r[n]) if p is not None else r[n] for n, p in zip(order, procs, strict=True))
+                             for r in rows]
+    else:
+        names = list(rows[0])
+        params = [{n: (p(r[n]) if p is not None else r[n]) for n, p in zip(names, procs, strict=True)} for r in rows]
+    conn.exec_driver_sql(sql, params)
 
 
 def create_postgis_database(server_url: str, name: str, *, replace: bool = False) -> str:

@@ -211,3 +211,16 @@ def test_media_upload_is_checked(client, session, tmp_path, monkeypatch):
     assert m["content_type"] == "image/png" and (tmp_path / m["sha256"][:2] / (m["sha256"] + ".png")).exists()
     got = client.get(m["url"], headers=h)
     assert got.status_code == 200 and got.content == PNG
+
+
+def test_hotline_csv_that_cannot_be_read_is_a_422_naming_the_line(client, session):
+    u, pw = make_user(session, "ci_hot_csv", ["intake_operator"], area_code="310117")
+    h = {**auth_headers(client, u, pw), "Content-Type": "text/csv"}
+    for body in (b"\r0", b"order_id,received_at,category_code\n\"A1,2025-06-01T09:30:00+08:00,101001\n"):
+        r = client.post("/api/v1/cases/import/hotline", content=body, headers=h)
+        assert r.status_code == 422, (body, r.status_code, r.text)
+        assert r.json()["detail"][0]["loc"][0] in ("body", "rows")
+    # a field over the csv module's limit (128 KiB): the reader's own error, with its line
+    r = client.post("/api/v1/cases/import/hotline",
+                    content=b"order_id,received_at,category_code\n" + b"A" * 140_000 + b",x,y\n", headers=h)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "line", 2], r.text

@@ -47,7 +47,7 @@ from cityops.cases.models import (
     table,
 )
 from cityops.config import ROOT
-from cityops.db import UTCDateTime, insert_rows
+from cityops.db import UTCDateTime, bulk_insert, insert_rows
 from cityops.errors import CityOpsError, Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import service as jobs
 from cityops.security import audit
@@ -509,7 +509,7 @@ def _create_cases(session: Session, batch: list[tuple[Principal, IntakeItem]], c
         if item.self_handled:
             events.append(dict(ev, action="self_handle", from_state="reported", to_state="closed",
                                note="自行处置 fixed on the spot", data={}))
-    session.execute(INSERT_EVENT, events)
+    bulk_insert(session, EVENTS_T, events)
     for n, (k, cid) in enumerate(zip(creates, cids, strict=True)):
         item = batch[k][1]
         if item.self_handled:
@@ -718,7 +718,7 @@ def submit_reports(session: Session, requests: list[ReportRequest]) -> list[Outc
                                     status_code=201, response=json.loads(json.dumps(res, default=str)),
                                     case_id=res.get("case_id"), created_at=sla.now()))
         if records:
-            session.execute(insert(table(IdempotencyRecord)), records)
+            bulk_insert(session, table(IdempotencyRecord), records)
     for k, first in follow.items():
         got = out[first]
         if isinstance(got, CityOpsError) or got is None:
@@ -743,15 +743,20 @@ _CN_URGENCY = {"一般": "normal", "紧急": "urgent", "特急": "critical"}
 
 
 def hotline_rows_from_csv(text_: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text_.lstrip("\ufeff")))
-    missing = [c for c in ("order_id", "received_at", "category_code") if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InvalidInput([Problem(f"CSV is missing the columns {', '.join(missing)}", ["body", "header"])])
-    unknown = [c for c in (reader.fieldnames or []) if c not in HOTLINE_COLUMNS]
-    if unknown:
-        raise InvalidInput([Problem(f"unknown CSV columns {', '.join(unknown)}; columns: {', '.join(HOTLINE_COLUMNS)}",
-                                    ["body", "header"])])
-    return [{k: v for k, v in r.items() if v not in (None, "")} for r in reader]
+    # newline="": the csv module sees the line ends itself (quoted fields may hold CR / LF)
+    reader = csv.DictReader(io.StringIO(text_.lstrip("\ufeff"), newline=""))
+    try:
+        missing = [c for c in ("order_id", "received_at", "category_code") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InvalidInput([Problem(f"CSV is missing the columns {', '.join(missing)}", ["body", "header"])])
+        unknown = [c for c in (reader.fieldnames or []) if c not in HOTLINE_COLUMNS]
+        if unknown:
+            raise InvalidInput([Problem(f"unknown CSV columns {', '.join(unknown)}; columns: {', '.join(HOTLINE_COLUMNS)}",
+                                        ["body", "header"])])
+        return [{k: v for k, v in r.items() if v not in (None, "")} for r in reader]
+    except csv.Error as exc:
+        line = reader.line_num + 1  # the reader counts the lines it finished; the bad one is the next
+        raise InvalidInput([Problem(f"CSV line {line}: {exc}", ["body", "line", line], "csv")]) from exc
 
 
 def import_hotline(session: Session, principal: Principal, rows: list[Any], *, skip_existing: bool = False) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import io
 import json
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,16 @@ def _now() -> dt.datetime:
     return clock.now()
 
 
+_url_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def _key(session: Session) -> str:
-    return str(session.get_bind().engine.url)
+    """The cache key of the session's database (its URL, rendered once per engine)."""
+    engine = session.get_bind().engine
+    key = _url_of.get(engine)
+    if key is None:
+        key = _url_of[engine] = str(engine.url)
+    return key
 
 
 class _TTLCache:

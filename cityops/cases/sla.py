@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from cityops.cases import reference as ref
 from cityops.cases import workcal
 from cityops.cases.models import Case, CaseEvent, CaseStep, Escalation, table
-from cityops.db import insert_rows
+from cityops.db import bulk_insert, insert_rows
 from cityops.jobs import service as jobs
 
 # one timer row per step: it fires at yellow_at (phase "yellow"), then re-arms itself for due_at
@@ -246,7 +246,6 @@ _TITLES = {
     "urgent_reported": "紧急案件上报：{no}",
     "urgent_dispatched": "紧急案件已派遣：{no}",
 }
-INSERT_EVENT = insert(EVENTS_T)
 MARK_ESCALATED = update(CASES_T).where(CASES_T.c.id == bindparam("cid")).values(escalated_at=bindparam("at"))
 
 
@@ -293,7 +292,7 @@ def _after(session: Session, fired: list[tuple[ref.RuleInfo, dict[str, Any], dic
     if marks:
         session.execute(MARK_ESCALATED, marks)
     if events:
-        session.execute(INSERT_EVENT, events)
+        bulk_insert(session, EVENTS_T, events)
 
 
 def escalate(session: Session, case: dict[str, Any], trigger: str, at: dt.datetime, *, step_id: int | None = None,

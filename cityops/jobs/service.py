@@ -27,7 +27,7 @@ from sqlalchemy import Table, and_, delete, false, func, insert, literal, or_, s
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from cityops.db import insert_rows
+from cityops.db import bulk_insert, insert_rows
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import clock
 from cityops.jobs.models import (
@@ -59,9 +59,7 @@ __all__ = [
 
 OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
 TIMERS: Table = Timer.__table__  # type: ignore[assignment]
-_INSERT_OUTBOX = insert(OUTBOX)
 _INSERT_OUTBOX_ID = insert(OUTBOX).returning(OUTBOX.c.id)
-_INSERT_TIMER = insert(TIMERS)
 DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 
 SEVERITIES = ("info", "warning", "urgent", "critical")
@@ -184,7 +182,7 @@ def enqueue_many(session: Session, topic: str, payloads: list[dict[str, Any]]) -
     _check_topic(topic)
     at = _now()
     attempts = get_job_settings().max_attempts
-    session.execute(_INSERT_OUTBOX, [{"topic": topic, "payload": jsonable(p), "dedupe_key": None, "status": PENDING,
+    bulk_insert(session, OUTBOX, [{"topic": topic, "payload": jsonable(p), "dedupe_key": None, "status": PENDING,
                                       "run_at": at, "attempts": 0, "max_attempts": attempts, "created_at": at}
                                      for p in payloads])
 
@@ -228,7 +226,7 @@ def schedule_new_timers(session: Session, kind: str, ref_type: str,
     _check_name(ref_type, "ref_type", 60)
     at = _now()
     attempts = get_job_settings().max_attempts
-    session.execute(_INSERT_TIMER, [
+    bulk_insert(session, TIMERS, [
         {"kind": kind, "ref_type": ref_type, "ref_id": str(ref_id), "ref_is_int": True, "created_at": at,
          "due_at": clock.aware(due, "due_at"), "run_at": clock.aware(due, "due_at"), "payload": jsonable(payload),
          "status": PENDING, "attempts": 0, "max_attempts": attempts, "last_error": None, "claimed_by": None,

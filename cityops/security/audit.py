@@ -16,16 +16,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from cityops.db import bulk_insert
 from cityops.security import clock
 from cityops.security.models import AuditLog
 from cityops.security.principal import Principal
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x63697479_61756469  # "cityaudi"
-_INSERT = insert(AuditLog)
 
 
 def canonical_detail(detail: dict[str, Any] | None) -> str | None:
@@ -100,7 +100,7 @@ def record_many(session: Session, entries: list[Entry]) -> None:
                          object_type=e.object_type[:40], object_id=oid, result=e.result[:20], source_ip=ip,
                          detail=det, prev_hash=prev, hash=h))
         prev = h
-    session.execute(_INSERT, rows)
+    bulk_insert(session, AuditLog.__table__, rows)
 
 
 @dataclass
