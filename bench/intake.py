@@ -4,11 +4,13 @@ on SQLite and on PostgreSQL, side by side in one run.
 
 Per backend: a fresh database with the full demo district's grids (3,055 unit grids), the
 security catalogue and the case engine's reference data; a real uvicorn server on 127.0.0.1
-(ports 8160-8169); load from a separate process (``bench._intake_load``, httpx + asyncio).
+(ports 8160-8169); load from a separate process (``bench._intake_load``: asyncio with a minimal
+HTTP/1.1 keep-alive client, because httpx's client costs more CPU per request than the server).
 
-* HTTP: ``POST /api/v1/cases`` (a grid worker's report: validate, locate, dedupe, persist case +
-  report + timeline + first SLA step and its two timers, audit row, outbox event), as fast as
-  ``--concurrency`` connections allow;
+* HTTP: ``POST /api/v1/cases`` (a grid worker's report: validate, locate, dedupe, route, persist
+  case + report + timeline + first SLA step and its timer, audit row, outbox event; concurrent
+  reports share a transaction through the group-commit writer), as fast as ``--concurrency``
+  connections allow;
 * latency: the same requests open-loop at ``--rate`` req/s for ``--duration`` s, measured from
   each request's due time (no coordinated omission);
 * batch: ``POST /api/v1/cases/import/hotline`` with ``--batch-size`` orders per request;
@@ -330,12 +332,14 @@ def list_urls(base: str, ctx: dict[str, Any], per_template: int, rng: np.random.
 
 
 PARTS = {
-    "audit.record (hash chain)": "audit.py:record", "sla.arm_timers (2 timer rows)": "sla.py:arm_timers",
-    "jobs.enqueue (outbox)": "jobs/service.py:enqueue", "sla.escalate (urgent only)": "sla.py:escalate",
-    "find_duplicate": "intake.py:find_duplicate", "locate (point -> grid)": "intake.py:locate",
+    "intake_many (set-based core)": "intake.py:intake_many", "near_open_cases (dedupe join)": "intake.py:near_open_cases",
+    "audit.record_many (hash chain)": "audit.py:record_many", "sla.arm_timers_many (timer rows)": "sla.py:arm_timers_many",
+    "jobs.enqueue_many (outbox)": "jobs/service.py:enqueue_many", "sla.escalate_new_cases (urgent only)":
+    "sla.py:escalate_new_cases", "db.insert_rows (ids + executemany)": "cityops/db.py:insert_rows",
+    "db.bulk_insert (all executemany)": "cityops/db.py:bulk_insert", "locate (point -> grid)": "intake.py:locate",
     "sla.deadline (working calendar)": "sla.py:deadline", "reference.policy / caches": "reference.py:policy",
     "session.commit": "orm/session.py:commit", "SQL: all statements": "engine/base.py:_execute_context",
-    "SQL: compile + cache keys": "sql/elements.py:_compile_w_cache", "SQL: driver execute (sqlite3 C)": "~:execute",
+    "SQL: driver execute (sqlite3 C)": "~:execute", "SQL: driver executemany (sqlite3 C)": "~:executemany",
     "SQL: driver execute (psycopg)": "psycopg/cursor.py:execute",
 }
 
@@ -396,8 +400,8 @@ def profile(url: str, ctx: dict[str, Any], n: int = 300, batch: int = 1000) -> d
     stats = pstats.Stats(pr).stats  # type: ignore[attr-defined]
     out["batch_ms_per_order_profiled"] = round(wall / batch * 1000, 3)
     out["batch_parts_ms_per_order"] = {k: round(_cumulative(stats, v) / batch * 1000, 3)
-                                       for k, v in {**PARTS, "intake() per row": "cases/intake.py:intake",
-                                                    "validation (pydantic rows)": "pydantic/main.py:model_validate"}.items()}
+                                       for k, v in {**PARTS, "validation (pydantic rows)":
+                                                    "pydantic/main.py:model_validate"}.items()}
     s.close()
     return out
 

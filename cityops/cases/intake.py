@@ -288,9 +288,10 @@ class IntakeItem:
 def _lock_categories(session: Session, category_ids: list[int]) -> None:
     """PostgreSQL: serialise dedupe per category across processes (sorted: no deadlocks). SQLite
     needs nothing: every write transaction holds the database's write lock."""
-    if session.get_bind().dialect.name == "postgresql":
-        for cid in sorted(set(category_ids)):
-            session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _DEDUPE_LOCK, "b": cid})
+    if session.get_bind().dialect.name == "postgresql":  # one round trip, in ascending order
+        session.execute(text("SELECT count(pg_advisory_xact_lock(:a, c)) FROM "
+                             "(SELECT c FROM unnest(CAST(:cats AS integer[])) AS u(c) ORDER BY c) AS s"),
+                        {"a": _DEDUPE_LOCK, "cats": sorted(set(category_ids))})
 
 
 def _bbox(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
@@ -654,9 +655,10 @@ Outcome = tuple[int, dict[str, Any], bool]
 
 
 def _idem_locks(session: Session, keys: list[tuple[str, str]]) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        for scope, key in sorted(set(keys)):
-            session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"idem|{scope}|{key}"})
+    if session.get_bind().dialect.name == "postgresql":  # one round trip, in ascending order
+        session.execute(text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
+                             "(SELECT k FROM unnest(CAST(:keys AS text[])) AS u(k) ORDER BY k) AS s"),
+                        {"keys": sorted({f"idem|{scope}|{key}" for scope, key in keys})})
 
 
 def submit_reports(session: Session, requests: list[ReportRequest]) -> list[Outcome | CityOpsError]:
