@@ -8,6 +8,7 @@ stored as PostGIS ``geometry(Geometry, 4326)``, on SQLite as WKB blobs.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -245,12 +246,29 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     sql, order, procs, defaults = plan
     if defaults:
         rows = [{**r, **{k: f() for k, f in defaults}} for r in rows]
-    if order is not None:
-        params: list[Any] = [tuple(p(r[n]) if p is not None else r[n] for n, p in zip(order, procs, strict=True))
-                             for r in rows]
-    else:
+    params: list[Any]
+    if order is not None:  # positional (SQLite): values by C-level itemgetter, then the processed ones
+        get = operator.itemgetter(*order)
+        todo = [(i, p) for i, p in enumerate(procs) if p is not None]
+        if len(order) == 1:
+            params = [(get(r),) for r in rows]
+        else:
+            params = [get(r) for r in rows]
+        if todo:
+            lists = [list(v) for v in params]
+            for v in lists:
+                for i, p in todo:
+                    v[i] = p(v[i])
+            params = [tuple(v) for v in lists]
+    else:  # named (psycopg)
         names = list(rows[0])
-        params = [{n: (p(r[n]) if p is not None else r[n]) for n, p in zip(names, procs, strict=True)} for r in rows]
+        todo_n = [(n, p) for n, p in zip(names, procs, strict=True) if p is not None]
+        params = []
+        for r in rows:
+            d = dict(r)
+            for n, p in todo_n:
+                d[n] = p(d[n])
+            params.append(d)
     conn.exec_driver_sql(sql, params)
 
 

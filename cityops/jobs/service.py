@@ -88,6 +88,9 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} is not JSON serialisable")
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(payload: dict[str, Any] | None) -> dict[str, Any]:
     """The payload as stored: JSON types only (datetimes become ISO-8601 UTC strings, dates ISO,
     Decimal/UUID strings, sets sorted lists). Raises ValueError on anything else."""
@@ -95,6 +98,9 @@ def jsonable(payload: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(payload, dict):
         raise ValueError("payload must be a dict")
+    if all(type(k) is str and (type(v) in _PLAIN and not (type(v) is str and "\x00" in v))
+           for k, v in payload.items()):
+        return dict(payload)  # flat and JSON already (a timer's ids and phase): no round trip
     try:
         text_ = json.dumps(payload, default=_json_default, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
