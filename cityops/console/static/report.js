@@ -76,7 +76,7 @@ function renderCats() {
       "aria-selected": chosen && chosen.code === c.code ? "true" : "false", "data-code": c.code }, catLabel(c));
     b.addEventListener("click", () => {
       chosen = c;
-      document.getElementById("cat-chosen").textContent = `✔ ${catLabel(c)}（${c.code}）`;
+      document.getElementById("cat-chosen").textContent = `${catLabel(c)}（${c.code}）`;
       renderCats();
     });
     catBox.append(b);
