@@ -43,3 +43,32 @@ def emit(result: dict[str, Any]) -> None:
     """Print the one JSON line of figures (must be the last line printed)."""
     result.setdefault("machine", machine())
     print(json.dumps(result, ensure_ascii=False), flush=True)
+
+
+def use_database(url: str) -> None:
+    """Point this process's cityops engine at ``url``."""
+    os.environ["CITYOPS_DATABASE_URL"] = url
+    from cityops.db import reset_engine
+
+    reset_engine()
+
+
+def seed_district(url: str, seed: int) -> None:
+    """Schema from the models, the full demo district's areas (``seed``), the security catalogue and
+    the case engine's reference data; leaves the process using ``url``."""
+    from cityops.cases import reference as ref
+    from cityops.db import make_engine, session_scope
+    from cityops.geo import demo
+    from cityops.geo.seed import seed_geo
+    from cityops.models import load_all
+    from cityops.security import service as security
+    from cityops.security.principal import SYSTEM
+
+    eng = make_engine(url)
+    load_all().metadata.create_all(eng)
+    eng.dispose()
+    use_database(url)
+    with session_scope() as s:
+        seed_geo(s, demo.generate(seed=seed, small=False), lambda _n: None)
+        security.ensure_catalog(s)
+        ref.seed_reference(s, SYSTEM)

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import emit, machine
+from bench.common import emit, machine, seed_district, use_database
 from cityops import devserver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,35 +91,18 @@ def drop_db(backend: str, pg_url: str) -> None:
         drop_database(pg_url, PG_DB)
 
 
-def use(url: str) -> None:
-    os.environ["CITYOPS_DATABASE_URL"] = url
-    from cityops.db import reset_engine
-
-    reset_engine()
-
-
 def setup(url: str) -> dict[str, Any]:
     """Schema, the full demo district's grids, security catalogue, case reference data, two
     accounts (a district grid worker; a 12345 operator). Returns what the load needs."""
     from sqlalchemy import select
 
     from cityops.cases import reference as ref
-    from cityops.db import make_engine, session_scope
-    from cityops.geo import demo
+    from cityops.db import session_scope
     from cityops.geo.models import Area
-    from cityops.geo.seed import seed_geo
-    from cityops.models import load_all
     from cityops.security import service as security
     from cityops.security.principal import SYSTEM
 
-    eng = make_engine(url)
-    load_all().metadata.create_all(eng)
-    eng.dispose()
-    use(url)
-    with session_scope() as s:
-        seed_geo(s, demo.generate(seed=SEED, small=False), lambda _n: None)
-        security.ensure_catalog(s)
-        ref.seed_reference(s, SYSTEM)
+    seed_district(url, SEED)
     pw = "Bench#7q2Wz9xQ"
     with session_scope() as s:
         security.create_account(s, SYSTEM, "bench_grid", pw, roles=["supervisor"], area_code="310117", commit=False,
@@ -367,7 +350,7 @@ def profile(url: str, ctx: dict[str, Any], n: int = 300, batch: int = 1000) -> d
     from cityops.db import get_sessionmaker
     from cityops.security.service import principal_for_username
 
-    use(url)
+    use_database(url)
     s = get_sessionmaker()()
     p = principal_for_username(s, "bench_grid")
     h = principal_for_username(s, "bench_hotline")

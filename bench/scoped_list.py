@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import emit, peak_rss_mb
+from bench.common import emit, peak_rss_mb, seed_district, use_database
 
 STREET = "310117001"  # 岳阳街道
 PAGE = 50
@@ -94,31 +93,8 @@ def _pg_database(pg_url: str, name: str, create: bool, reuse: bool = False) -> t
     return make_url(pg_url).set(database=name).render_as_string(hide_password=False), False
 
 
-def _use(url: str) -> None:
-    os.environ["CITYOPS_DATABASE_URL"] = url
-    from cityops.db import reset_engine
-
-    reset_engine()
-
-
 def _setup(url: str) -> None:
-    """Schema from the models, the full demo district's areas, security catalogue, case reference data."""
-    from cityops.cases import reference as ref
-    from cityops.db import make_engine, session_scope
-    from cityops.geo import demo
-    from cityops.geo.seed import seed_geo
-    from cityops.models import load_all
-    from cityops.security import service as security
-    from cityops.security.principal import SYSTEM
-
-    eng = make_engine(url)
-    load_all().metadata.create_all(eng)
-    eng.dispose()
-    _use(url)
-    with session_scope() as s:
-        seed_geo(s, demo.generate(seed=GEO_SEED, small=False), lambda _n: None)
-        security.ensure_catalog(s)
-        ref.seed_reference(s, SYSTEM)
+    seed_district(url, GEO_SEED)
 
 
 def _grids() -> tuple[list[tuple[str, str, str, float, float]], np.ndarray]:
@@ -370,7 +346,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         res["build_persons_s"] = round(build_persons(url, grids, w, args.rows, args.seed), 1)
         res["build_cases_s"] = round(build_cases(url, grids, w, args.cases, args.seed + 1), 1) if args.cases else 0
         _analyze(url, args.sqlite_analyze)
-    _use(url)
+    use_database(url)
 
     from sqlalchemy import func, select
 
