@@ -37,6 +37,7 @@ from cityops.cases import sla
 from cityops.cases.evaluation_models import EvaluationScheme
 from cityops.cases.models import Case, CaseDepartment, CaseEvent, CaseStep
 from cityops.cases.queries import area_filter, scope_clause
+from cityops.db import database_key
 from cityops.errors import InvalidInput, NotFound, Problem
 from cityops.security import audit
 from cityops.security.principal import Principal
@@ -356,7 +357,7 @@ _READY: set[str] = set()
 def table_ready(session: Session) -> bool:
     """Whether the evaluation_scheme table exists (a database migrated before it was added has
     none: the built-in default scheme is used then)."""
-    key = str(session.get_bind().engine.url)
+    key = database_key(session)
     if key in _READY:
         return True
     from sqlalchemy import inspect

@@ -54,8 +54,6 @@ class Writer:
         self.cond = threading.Condition()
         self.queue: list[tuple[_intake.ReportRequest, Future[Any]]] = []
         self.thread: threading.Thread | None = None
-        self.batches = 0
-        self.reports = 0
         db = engine.url.database if engine.dialect.name == "sqlite" else None
         self.lock_path = f"{db}.writer-lock" if db and db != ":memory:" and fcntl is not None else None
 
@@ -97,8 +95,6 @@ class Writer:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _write(self, batch: list[tuple[_intake.ReportRequest, Future[Any]]]) -> None:
-        self.batches += 1
-        self.reports += len(batch)
         try:
             with self._turn(), Session(self.engine, expire_on_commit=False) as session:
                 outcomes = _intake.submit_reports(session, [rq for rq, _f in batch])

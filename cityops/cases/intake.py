@@ -47,7 +47,7 @@ from cityops.cases.models import (
     table,
 )
 from cityops.config import ROOT
-from cityops.db import UTCDateTime, bulk_insert, insert_rows
+from cityops.db import UTCDateTime, bulk_insert, database_key, insert_rows
 from cityops.errors import CityOpsError, Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import service as jobs
 from cityops.security import audit
@@ -78,7 +78,7 @@ LOCATE_TTL = 2.0
 def _index(session: Session) -> Any:
     from cityops.geo import service as geo
 
-    key = str(session.get_bind().engine.url)
+    key = database_key(session)
     hit = _loc_cache.get(key)
     t = time.monotonic()
     if hit is not None and t - hit[0] < LOCATE_TTL:
@@ -194,11 +194,18 @@ def media_file(session: Session, media_id: str) -> tuple[Path, str]:
 
 
 def check_media(session: Session, ids: list[str], loc: list[str | int]) -> list[Problem]:
-    if not ids:
-        return []
-    have = set(session.scalars(select(Media.id).where(Media.id.in_(ids))))
+    have = _known_media(session, ids)
     return [Problem(f"unknown media id {m} (upload it first with POST /api/v1/media)", [*loc, i])
             for i, m in enumerate(ids) if m not in have]
+
+
+def _known_media(session: Session, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that name stored media."""
+    have: set[str] = set()
+    uniq = sorted(set(ids))
+    for lo in range(0, len(uniq), 500):
+        have.update(session.scalars(select(Media.id).where(Media.id.in_(uniq[lo:lo + 500]))))
+    return have
 
 
 # ---------------------------------------------------------------- idempotency
@@ -220,8 +227,7 @@ def idempotent_replay(session: Session, scope: str, key: str, rhash: str) -> tup
     if rec is None:
         return None
     if rec.request_hash != rhash:
-        raise InvalidInput([Problem("Idempotency-Key was already used with a different request body",
-                                    ["header", "Idempotency-Key"], "idempotency_mismatch")])
+        raise _idem_mismatch()
     return rec.status_code, dict(rec.response)
 
 
@@ -237,6 +243,7 @@ def run_idempotent(session: Session, principal: Principal, key: str | None, body
         return status_code, out, False
     scope = idempotency_scope(principal)
     rhash = request_hash(body)
+    _idem_locks(session, [(scope, key)])  # as submit_reports: a concurrent retry waits for the first
     hit = idempotent_replay(session, scope, key, rhash)
     if hit is not None:
         session.rollback()
@@ -598,7 +605,7 @@ def _prepare(session: Session, principal: Principal, body: schemas.ReportBase, s
     """Check a report (category, media, position, times) and make its IntakeItem; raises
     InvalidInput naming every bad field."""
     probs = [Problem(f"unknown media id {m} (upload it first with POST /api/v1/media)", ["body", "media", i])
-             for i, m in enumerate(body.media) if m not in known_media]
+             for i, m in enumerate(body.media) if m not in known_media]  # known_media: _known_media of the batch
     cat = None
     try:
         cat = ref.resolve_category(session, body.category_code, ["body", "category_code"])
@@ -625,14 +632,6 @@ def _prepare(session: Session, principal: Principal, body: schemas.ReportBase, s
         reporter_name=body.reporter_name if source in ("public", "hotline") else (body.reporter_name or principal.username),
         reporter_phone=body.reporter_phone, reporter_account_id=principal.account_id,
         media=tuple(body.media), self_handled=bool(extra and extra.self_handled), public=source == "public")
-
-
-def _known_media(session: Session, ids: list[str]) -> set[str]:
-    have: set[str] = set()
-    uniq = sorted(set(ids))
-    for lo in range(0, len(uniq), 500):
-        have.update(session.scalars(select(Media.id).where(Media.id.in_(uniq[lo:lo + 500]))))
-    return have
 
 
 def report(session: Session, principal: Principal, body: schemas.ReportBase, *, source: str, channel: str,

@@ -16,7 +16,6 @@ import io
 import json
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from cityops.cases.models import (
     Transition,
     WorkCalendarRow,
 )
+from cityops.db import database_key
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
 from cityops.security import audit
 from cityops.security.principal import Principal
@@ -71,16 +71,8 @@ def _now() -> dt.datetime:
     return clock.now()
 
 
-_url_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-
-
 def _key(session: Session) -> str:
-    """The cache key of the session's database (its URL, rendered once per engine)."""
-    engine = session.get_bind().engine
-    key = _url_of.get(engine)
-    if key is None:
-        key = _url_of[engine] = str(engine.url)
-    return key
+    return database_key(session)
 
 
 class _TTLCache:

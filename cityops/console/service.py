@@ -23,6 +23,7 @@ from cityops.cases import reference as case_ref
 from cityops.cases import sla as case_sla
 from cityops.cases.models import Case, CaseEvent, Category, Department
 from cityops.console import charts, i18n
+from cityops.db import database_key
 from cityops.errors import CityOpsError, InvalidInput, NotFound, Problem
 from cityops.geo.models import Area
 from cityops.security.principal import Principal
@@ -133,7 +134,7 @@ AREA_CHECK_S = 5.0  # areas change rarely: look whether they did at most this of
 def _areas(session: Session) -> _AreaCache:
     import time
 
-    key = str(session.get_bind().engine.url)
+    key = database_key(session)
     hit = _area_cache.get(key)
     if hit is not None and time.monotonic() - _area_checked.get(key, 0.0) < AREA_CHECK_S:
         return hit

@@ -22,6 +22,7 @@ import numpy as np
 import shapely
 from sqlalchemy.orm import Session
 
+from cityops.db import database_key
 from cityops.geo.geom import areas_m2
 from cityops.geo.layers import UNIFIED_KEY, layer_features
 from cityops.security.principal import Principal
@@ -72,7 +73,7 @@ def compute(session: Session, key: str) -> Crosswalk:
     from cityops.geo.service import areas_stamp
 
     layer, feats = layer_features(session, key)
-    ck = (str(session.get_bind().engine.url), key, layer.version, layer.imported_at, areas_stamp(session))
+    ck = (database_key(session), key, layer.version, layer.imported_at, areas_stamp(session))
     with _lock:
         hit = _cache.get(ck)
     if hit is not None:

@@ -11,6 +11,7 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cityops.db import database_key
 from cityops.errors import InvalidInput, NotFound, Problem
 from cityops.geo.locate import PolygonIndex
 from cityops.geo.models import LEVEL_LENGTH, Area, GridLayer, LayerGrid
@@ -158,7 +159,7 @@ def _stamp(session: Session) -> tuple[Any, ...]:
 
 def indexes(session: Session) -> _Indexes:
     """The point-in-grid indexes (unified grid + every layer), rebuilt when grids or layers change."""
-    key = str(session.get_bind().engine.url)
+    key = database_key(session)
     stamp = _stamp(session)
     cached = _cache.get(key)
     if cached is not None and cached.stamp == stamp:

@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from cityops.config import get_settings
+from cityops.db import database_key
 from cityops.geo.geom import TO_WGS, areas_m2, polygon_parts, to_utm_many
 from cityops.geo.layers import _district, layer_features, validity_problem
 from cityops.security.principal import Principal
@@ -169,7 +170,7 @@ def topology_report(session: Session, principal: Principal, key: str, *, toleran
     tol = s.sliver_min_area_m2 if tolerance_m2 is None else tolerance_m2
     width = s.topology_tolerance_m if width_m is None else width_m
     layer, feats = layer_features(session, key)
-    ck = (str(session.get_bind().engine.url), key, layer.version, layer.imported_at, areas_stamp(session), tol, width, tiny_m2)
+    ck = (database_key(session), key, layer.version, layer.imported_at, areas_stamp(session), tol, width, tiny_m2)
     with _lock:
         hit = _cache.get(ck)
     if hit is None:

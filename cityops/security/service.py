@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from cityops.config import get_settings
+from cityops.db import database_key
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unauthorized
 from cityops.security import audit, catalog, clock
 from cityops.security.models import (
@@ -540,7 +541,7 @@ def _department_id(session: Session, code: str | None) -> int | None:
     """The id of the cases domain's department with this code (cached per database)."""
     if not code:
         return None
-    key = (str(session.get_bind().engine.url), code)
+    key = (database_key(session), code)
     if key in _dept_ids:
         return _dept_ids[key]
     try:
