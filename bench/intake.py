@@ -105,10 +105,9 @@ def setup(url: str) -> dict[str, Any]:
     seed_district(url, SEED)
     pw = "Bench#7q2Wz9xQ"
     with session_scope() as s:
-        security.create_account(s, SYSTEM, "bench_grid", pw, roles=["supervisor"], area_code="310117", commit=False,
-                                expiry_exempt=True)
+        security.create_account(s, SYSTEM, "bench_grid", pw, roles=["supervisor"], area_code="310117", expiry_exempt=True)
         security.create_account(s, SYSTEM, "bench_hotline", pw, roles=["intake_operator"], area_code="310117",
-                                commit=False, expiry_exempt=True)
+                                expiry_exempt=True)
     with session_scope() as s:
         cat = ref.catalogue(s)
         cats = [c for c in cat.by_version[cat.active_id or -1].values() if c.enabled]

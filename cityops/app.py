@@ -3,7 +3,6 @@ and the console (/)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from cityops import __version__
 from cityops.errors import CityOpsError
 from cityops.logging import configure_logging
+from cityops.plugins import import_optional
 
 # Each domain package exposes ``router`` in its ``api`` module; the order is the order in /docs.
 # Routes are matched in this order (linearly), so the busiest domain comes first: a report
@@ -81,15 +81,15 @@ def create_app(**overrides: Any) -> FastAPI:
         return {"status": "ok"}
 
     _offline_docs(app)
+    from cityops.uow import RetryBusy
+
+    app.add_middleware(RetryBusy)  # innermost: a unit of work that lost a race runs again
     app.add_middleware(_RejectNul)
 
     for name in DOMAIN_APIS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # domain not built yet
-                continue
-            raise
+        module = import_optional(name)
+        if module is None:  # domain not built yet
+            continue
         setup = getattr(module, "setup_app", None)
         if setup is not None:
             setup(app)

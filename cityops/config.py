@@ -14,6 +14,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYOPS_", env_file=None, extra="ignore")
 
     database_url: str = f"sqlite:///{ROOT / 'var' / 'cityops.db'}"
+    # SQLite: how long a writer waits for the write lock before its request is retried (cityops.uow)
+    sqlite_busy_timeout_ms: int = 10000
+    # PostgreSQL: statement timeout of interactive (request) transactions, 0 = none
+    pg_statement_timeout_ms: int = 20000
     district_code: str = "310117"
     timezone: str = "Asia/Shanghai"
     secret_key: str = "change-me-in-production-cityops"

@@ -106,7 +106,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(get_settings().sqlite_busy_timeout_ms)}")
     cur.close()
 
 
@@ -123,8 +123,10 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
             kw.setdefault("max_overflow", 40)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Let SQLAlchemy issue BEGIN itself so that writes take the lock up front
-        # (BEGIN IMMEDIATE) and concurrent writers queue instead of failing.
+        # Let SQLAlchemy issue BEGIN itself: a writing transaction takes the lock up front
+        # (BEGIN IMMEDIATE) so that concurrent writers queue instead of failing; a reading one
+        # (execution option ``cityops_write=False``, see ``get_sessionmaker``) is deferred and never
+        # takes the lock (WAL readers and the writer do not block each other).
 
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn: Any, _r: Any) -> None:
@@ -132,7 +134,8 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write", True) else "BEGIN")
+            write = conn.get_execution_options().get("cityops_write", True) and conn.info.get("write", True)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     kw.setdefault("pool_size", 10)
@@ -147,8 +150,12 @@ def get_engine() -> Engine:
 
 
 @lru_cache
-def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+def get_sessionmaker(write: bool = True) -> sessionmaker[Session]:
+    """Sessions of the database. ``write=False``: reading transactions (on SQLite a deferred BEGIN
+    that never takes the write lock; the same on PostgreSQL, where every transaction is MVCC)."""
+    engine = get_engine()
+    bind = engine if write else engine.execution_options(cityops_write=False)
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 def reset_engine() -> None:
@@ -169,15 +176,6 @@ def session_scope() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
-    finally:
-        session.close()
-
-
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one session per request, committed by the service or rolled back."""
-    session = get_sessionmaker()()
-    try:
-        yield session
     finally:
         session.close()
 

@@ -28,10 +28,14 @@ class Problem:
 class CityOpsError(Exception):
     status_code = 400
 
-    def __init__(self, problems: list[Problem] | str, **extra: Any) -> None:
+    def __init__(self, problems: list[Problem] | str, *, persist: bool = False, **extra: Any) -> None:
+        """``persist``: the request's unit of work is committed although the request fails (what
+        was written before the error must stay: a failed sign-in's counter, the audit row of a
+        refused run); otherwise it is rolled back (``cityops.uow``)."""
         if isinstance(problems, str):
             problems = [Problem(problems)]
         self.problems = problems
+        self.persist = persist
         self.extra = extra
         super().__init__("; ".join(p.msg for p in problems))
 

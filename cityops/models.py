@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 from cityops.db import Base
+from cityops.plugins import import_optional
 
 DOMAIN_MODELS = [
     "cityops.geo.models",
@@ -14,14 +13,11 @@ DOMAIN_MODELS = [
     "cityops.cases.evaluation_models",
     "cityops.console.models",
     "cityops.jobs.models",
+    "cityops.lifecycle.models",
 ]
 
 
 def load_all() -> type[Base]:
     for name in DOMAIN_MODELS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        import_optional(name)
     return Base

@@ -38,7 +38,8 @@ def make_user(session: Any, username: str, roles: list[str] | tuple[str, ...], a
     acc = session.scalar(select(Account).where(Account.username == username))
     if acc is None:
         service.create_account(session, SYSTEM, username, password, roles=list(roles), area_code=area_code,
-                               department_code=department_code, commit=True)
+                               department_code=department_code)
+        session.commit()
         return username, password
     service._check_roles(session, list(roles), ["roles"])
     acc.area_code, acc.department_code, acc.active = area_code, department_code, True

@@ -46,7 +46,9 @@ def receiver():
 
 def _subscribe(sf, url, topics, **kw):
     with sf() as s:
-        return webhooks.create_subscription(s, SYSTEM, url=url, topics=topics, **kw)
+        out = webhooks.create_subscription(s, SYSTEM, url=url, topics=topics, **kw)
+        s.commit()
+        return out
 
 
 def _deliveries(sf):
@@ -199,6 +201,7 @@ def test_unreachable_receiver_is_retried_and_delivery_survives_a_dead_worker(sf,
     # the receiver comes up at a new address; the delivery is claimed by a worker that then dies
     with sf() as s:
         webhooks.update_subscription(s, SYSTEM, sub["id"], url=receiver.url)
+        s.commit()
     t = d.run_at
     assert worker.claim(sf, worker.DELIVERIES, t, 10, "worker-x/died") == [d.id]
     assert jobs.run_due(sf, now=t + dt.timedelta(seconds=10)).deliveries == 0

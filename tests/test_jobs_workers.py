@@ -71,6 +71,7 @@ def test_several_worker_processes_deliver_each_item_exactly_once(workers_db):
         sf = get_sessionmaker()
         with sf() as s:
             sub = webhooks.create_subscription(s, SYSTEM, url=rec.url, topics=["load.*"])
+            s.commit()
         rec.secret = sub["secret"]
         # the workers start first and wait on an empty queue, so they all compete for the items
         procs = [_start_worker(workers_db, n) for n in range(N_WORKERS)]

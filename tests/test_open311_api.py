@@ -303,6 +303,7 @@ def test_no_personal_data_and_confidential_channels(o311, client, session):
     cid = out["items"][0]["case_id"]
     from cityops.cases.models import Case, case_no
 
+    session.commit()
     c = session.get(Case, cid)
     rid = case_no(c.id, c.reported_at)
     session.rollback()

@@ -244,6 +244,7 @@ def test_retire_keeps_history(client, session, users):
     service.import_file(session, SYSTEM, "buildings", "r.csv",
                         f"code,address,lon,lat\nRET-1,上海市松江区岳阳街道中山中路15号,{lon},{lat}\n".encode(),
                         now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    session.commit()
     ent = session.scalar(select(Building.entity_id).where(Building.code == "RET-1"))
     session.rollback()
     h = users["rg_yy_op"]

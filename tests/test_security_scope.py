@@ -128,28 +128,6 @@ def test_cases_scoped_by_street(client, session):
 # ----------------------------------------------------------------------------------- helpers
 
 
-def test_scoped_clause(session):
-    from cityops.geo.models import Area
-    from cityops.security.service import in_scope, scoped
-
-    def count(p):
-        n = session.scalar(select(func.count()).select_from(Area).where(scoped(p, Area.code)))
-        session.rollback()
-        return n
-
-    total = session.scalar(select(func.count()).select_from(Area))
-    street = Principal("s", area_code=YY)
-    dept_only = Principal("d", area_code=None, department_code="cgzf")
-    nobody = Principal("n", area_code=None)
-    assert count(Principal("sys", kind="system")) == total
-    assert count(Principal("dist", area_code="310117")) == total
-    assert 0 < count(street) < total
-    assert count(nobody) == 0 and count(dept_only) == 0
-    assert in_scope(street, "310117001001001") and not in_scope(street, "310117103001001")
-    assert in_scope(dept_only, None, "cgzf") and not in_scope(dept_only, None, "sw")
-    assert not in_scope(Principal("dept+area", area_code=YY, department_code="cgzf"), "310117103001", "cgzf")
-
-
 def test_mask_record_helper(session):
     from cityops.security.privacy import F
 
@@ -186,6 +164,7 @@ def test_unmasked_export_needs_an_approved_request(client, session):
     session.rollback()
     with pytest.raises(Forbidden):  # pending
         use_export_approval(session, p, "person", rid)
+    session.rollback()
     assert client.post(f"/api/v1/security/export-requests/{rid}/decision", headers=ha,
                        json={"approve": True}).status_code == 403  # lacks export.approve
     r = client.post(f"/api/v1/security/export-requests/{rid}/decision", headers=hs, json={"approve": True})

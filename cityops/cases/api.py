@@ -11,10 +11,10 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from cityops.cases import flows, intake, queries, reference, schemas, service
-from cityops.db import get_session
 from cityops.errors import InvalidInput, Problem
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
+from cityops.uow import ReadOnlyUnitOfWork, StreamingReads, UnitOfWork
 
 router = APIRouter(prefix="/api/v1")
 
@@ -83,7 +83,8 @@ async def report_case(body: schemas.ReportCreate, response: Response, idempotenc
 @router.post("/public/reports", response_model=schemas.IntakeResult, status_code=201, tags=["cases"],
              summary="市民上报（限流）Citizen report (rate-limited)", dependencies=[Depends(public_route)])
 def public_report(body: schemas.PublicReportCreate, request: Request, response: Response,
-                  idempotency_key: str | None = IDEM, session: Session = Depends(get_session)) -> dict[str, Any]:
+                  idempotency_key: str | None = IDEM, session: Session = ReadOnlyUnitOfWork) -> dict[str, Any]:
+    # reads the policy only: the report itself is written by the group-commit writer
     return _intake_response(response, flows.submit(session, service.public_request(
         session, body, source_ip=_client_ip(request), idempotency_key=idempotency_key)))
 
@@ -91,7 +92,7 @@ def public_report(body: schemas.PublicReportCreate, request: Request, response: 
 @router.get("/public/reports/{token}", tags=["cases"], summary="市民查询办理进度 Follow a report",
             dependencies=[Depends(public_route)])
 def public_report_status(token: str = Path(..., min_length=10, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$"),
-                         session: Session = Depends(get_session)) -> dict[str, Any]:
+                         session: Session = UnitOfWork) -> dict[str, Any]:
     return service.public_status(session, token)
 
 
@@ -99,13 +100,13 @@ def public_report_status(token: str = Path(..., min_length=10, max_length=40, pa
              dependencies=[Depends(public_route)])
 def public_report_evaluation(body: schemas.EvaluationIn,
                              token: str = Path(..., min_length=10, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$"),
-                             session: Session = Depends(get_session)) -> dict[str, Any]:
+                             session: Session = UnitOfWork) -> dict[str, Any]:
     return service.public_evaluate(session, token, body)
 
 
 @router.post("/public/media", tags=["cases"], status_code=201, summary="市民上传照片 Citizen photo upload",
              dependencies=[Depends(public_route)])
-def public_media(request: Request, files: list[UploadFile] = File(...), session: Session = Depends(get_session)) -> dict[str, Any]:
+def public_media(request: Request, files: list[UploadFile] = File(...), session: Session = UnitOfWork) -> dict[str, Any]:
     from cityops.security.ratelimit import check_rate
 
     check_rate(f"case-media:{_client_ip(request) or '-'}", float(reference.policy(session).get("public_rate_per_minute", 30)),
@@ -116,13 +117,13 @@ def public_media(request: Request, files: list[UploadFile] = File(...), session:
 
 @router.post("/media", tags=["cases"], status_code=201, summary="上传照片/视频 Upload photos (multipart 'files')")
 def upload_media(files: list[UploadFile] = File(...), principal: Principal = require("case.act"),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = UnitOfWork) -> dict[str, Any]:
     return {"items": service.upload_media(session, principal, [(f.filename, f.file.read()) for f in files])}
 
 
 @router.get("/media/{media_id}", tags=["cases"], summary="照片/视频 Media file")
 def get_media(media_id: str = Path(..., pattern=r"^[0-9a-f]{32}$"), principal: Principal = require("case.read"),
-              session: Session = Depends(get_session)) -> FileResponse:
+              session: Session = UnitOfWork) -> FileResponse:
     path, ctype = intake.media_file(session, media_id)
     if not path.exists():
         raise InvalidInput([Problem("the media file is missing on disk", ["path", "media_id"], "missing")])
@@ -158,7 +159,7 @@ async def _rows(request: Request) -> tuple[list[Any], str]:
                  "text/csv": {"schema": {"type": "string"}}}}})
 async def import_hotline(request: Request, skip_existing: bool = Query(False),
                          principal: Principal = require("hotline.import"),
-                         session: Session = Depends(get_session)) -> dict[str, Any]:
+                         session: Session = UnitOfWork) -> dict[str, Any]:
     rows, _fmt = await _rows(request)
     return service.import_hotline(session, principal, rows, skip_existing=skip_existing)
 
@@ -167,7 +168,7 @@ async def import_hotline(request: Request, skip_existing: bool = Query(False),
              summary="接入感知信号（视频AI/物联）Ingest a sensor / video-AI signal")
 def ingest_signal(body: schemas.SignalIn, response: Response, idempotency_key: str | None = IDEM,
                   principal: Principal = require("signal.ingest"),
-                  session: Session = Depends(get_session)) -> dict[str, Any]:
+                  session: Session = UnitOfWork) -> dict[str, Any]:
     status, out, replayed = service.ingest_signal(session, principal, body, idempotency_key)
     response.status_code = status
     if replayed:
@@ -178,30 +179,28 @@ def ingest_signal(body: schemas.SignalIn, response: Response, idempotency_key: s
 @router.get("/signals", tags=["cases"], summary="感知信号记录 Raw signals")
 def list_signals(outcome: str | None = Query(None, pattern=r"^(case_created|deduplicated|snoozed|monitored|ignored)$"),
                  page: int = Query(1, ge=1, le=10000), page_size: int = Query(50, ge=1, le=500),
-                 principal: Principal = require("case.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+                 principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return intake.list_signals(session, principal, outcome=outcome, page=page, page_size=page_size)
 
 
 @router.get("/signal-filters", tags=["catalogue"], summary="信号过滤规则 Signal filters")
 def list_signal_filters(principal: Principal = require("catalogue.read"),
-                        session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                        session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return intake.list_signal_filters(session)
 
 
 @router.post("/signal-filters", tags=["catalogue"], status_code=201, summary="新建信号过滤（去重/静默）Create a filter")
 def create_signal_filter(body: schemas.SignalFilterIn, principal: Principal = require("catalogue.write"),
-                         session: Session = Depends(get_session)) -> dict[str, Any]:
+                         session: Session = UnitOfWork) -> dict[str, Any]:
     out = intake.create_signal_filter(session, principal, body)
-    session.commit()
     return out
 
 
 @router.put("/signal-filters/{filter_id}", tags=["catalogue"], summary="修改信号过滤 Update a filter")
 def update_signal_filter(body: schemas.SignalFilterIn, filter_id: int = Path(..., ge=1, le=2**31),
                          principal: Principal = require("catalogue.write"),
-                         session: Session = Depends(get_session)) -> dict[str, Any]:
+                         session: Session = UnitOfWork) -> dict[str, Any]:
     out = intake.update_signal_filter(session, principal, filter_id, body)
-    session.commit()
     return out
 
 
@@ -211,28 +210,28 @@ def update_signal_filter(body: schemas.SignalFilterIn, filter_id: int = Path(...
 @router.get("/cases", response_model=schemas.CasePage, tags=["cases"], summary="案件列表（按权限范围）List cases")
 def list_cases(f: F = Depends(), page: int = Query(1, ge=1, le=100_000), page_size: int = Query(50, ge=1, le=500),
                sort: str = Query("-reported_at", max_length=20), with_total: bool = Query(True),
-               principal: Principal = require("case.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+               principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.list_cases(session, principal, f.filter, page=page, page_size=page_size, sort=sort,
                               with_total=with_total)
 
 
 @router.get("/cases/counts", tags=["cases"], summary="案件计数（按状态、SLA）Counts by state and SLA")
 def count_cases(f: F = Depends(), principal: Principal = require("case.read"),
-                session: Session = Depends(get_session)) -> dict[str, Any]:
+                session: Session = UnitOfWork) -> dict[str, Any]:
     return service.count_cases(session, principal, f.filter)
 
 
 @router.get("/cases.csv", tags=["cases"], summary="导出案件 CSV（举报人脱敏）Export cases")
 def export_cases(f: F = Depends(), principal: Principal = require("case.export"),
-                 session: Session = Depends(get_session)) -> StreamingResponse:
-    gen = service.export_csv(session, principal, f.filter)
+                 session: Session = UnitOfWork, rows: Session = StreamingReads) -> StreamingResponse:
+    gen = service.export_csv(session, rows, principal, f.filter)
     return StreamingResponse(gen, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
 @router.get("/cases.geojson", tags=["cases"], summary="案件点位 GeoJSON（上限）Cases for the map")
 def cases_geojson(f: F = Depends(), cap: int | None = Query(None, ge=1, le=100_000),
-                  principal: Principal = require("case.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+                  principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.geojson(session, principal, f.filter, cap)
 
 
@@ -241,7 +240,7 @@ def cases_aggregate(level: str = Query("street", pattern=r"^(street|community|gr
                     parent: str | None = Query(None, pattern=r"^\d{6,15}$"),
                     date_from: dt.datetime | None = Query(None), date_to: dt.datetime | None = Query(None),
                     category: str | None = Query(None, max_length=300), source: str | None = Query(None, max_length=200),
-                    principal: Principal = require("case.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+                    principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     for name, v in (("date_from", date_from), ("date_to", date_to)):
         if v is not None and v.tzinfo is None:
             raise InvalidInput([Problem(f"{name} needs a time-zone offset", ["query", name])])
@@ -250,46 +249,44 @@ def cases_aggregate(level: str = Query("street", pattern=r"^(street|community|gr
 
 
 @router.get("/cases/workflow", tags=["catalogue"], summary="流程状态转移表 The transition table")
-def get_workflow(principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+def get_workflow(principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.workflow_table(session)
 
 
 @router.put("/cases/workflow", tags=["catalogue"], summary="替换状态转移表 Replace the transition table")
 def put_workflow(body: list[dict[str, Any]], principal: Principal = require("catalogue.write"),
-                 session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                 session: Session = UnitOfWork) -> list[dict[str, Any]]:
     out = reference.replace_transitions(session, principal, body)
-    session.commit()
     return out
 
 
 @router.get("/cases/policy", tags=["catalogue"], summary="受理策略（去重半径、时间窗等）Intake policy")
-def get_policy(principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+def get_policy(principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return reference.policy(session)
 
 
 @router.patch("/cases/policy", tags=["catalogue"], summary="修改受理策略 Change the intake policy")
 def patch_policy(body: dict[str, Any], principal: Principal = require("catalogue.write"),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = UnitOfWork) -> dict[str, Any]:
     out = reference.set_policy(session, principal, body)
-    session.commit()
     return out
 
 
 @router.get("/cases/{case}", tags=["cases"], summary="案件详情（含时间线、环节时限、可执行动作）Case detail")
 def get_case(case: str = CASE_REF, principal: Principal = require("case.read"),
-             session: Session = Depends(get_session)) -> dict[str, Any]:
+             session: Session = UnitOfWork) -> dict[str, Any]:
     return service.case_detail(session, principal, case)
 
 
 @router.get("/cases/{case}/timeline", tags=["cases"], summary="案件时间线 Timeline")
 def get_timeline(case: str = CASE_REF, principal: Principal = require("case.read"),
-                 session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                 session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return service.case_timeline(session, principal, case)
 
 
 @router.get("/cases/{case}/actions", tags=["cases"], summary="当前可执行动作 Actions you may take now")
 def get_actions(case: str = CASE_REF, principal: Principal = require("case.read"),
-                session: Session = Depends(get_session)) -> dict[str, Any]:
+                session: Session = UnitOfWork) -> dict[str, Any]:
     return service.actions_for(session, principal, case)
 
 
@@ -297,19 +294,19 @@ def get_actions(case: str = CASE_REF, principal: Principal = require("case.read"
              summary="执行流程动作（受理/核实/立案/派遣/签收/反馈/核查/结案/评价…）Take an action")
 def post_action(body: schemas.ActionIn, case: str = CASE_REF,
                 action: str = Path(..., max_length=30, pattern=r"^[a-z_]+$"),
-                principal: Principal = require("case.act"), session: Session = Depends(get_session)) -> dict[str, Any]:
+                principal: Principal = require("case.act"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.act(session, principal, case, action, body)
 
 
 @router.get("/cases/{case}/consultations", tags=["cases"], summary="会商记录 Consultation thread")
 def get_consultations(case: str = CASE_REF, principal: Principal = require("case.read"),
-                      session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                      session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return service.consultations(session, principal, case)
 
 
 @router.post("/cases/{case}/consultations", tags=["cases"], status_code=201, summary="会商发言 Post to the thread")
 def post_consultation(body: schemas.ConsultationIn, case: str = CASE_REF, principal: Principal = require("case.act"),
-                      session: Session = Depends(get_session)) -> dict[str, Any]:
+                      session: Session = UnitOfWork) -> dict[str, Any]:
     return service.consult(session, principal, case, body)
 
 
@@ -318,14 +315,14 @@ def post_consultation(body: schemas.ConsultationIn, case: str = CASE_REF, princi
 
 @router.get("/catalogue/versions", tags=["catalogue"], summary="目录版本 Catalogue versions")
 def catalogue_versions(principal: Principal = require("catalogue.read"),
-                       session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                       session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return reference.list_versions(session)
 
 
 @router.get("/catalogue/categories", tags=["catalogue"], summary="部件事件类别（默认现行版本）Categories",
             dependencies=[Depends(public_route)])
 def catalogue_categories(version: str | None = Query(None, max_length=60), kind: str | None = Query(None, pattern=r"^(component|event|matter)$"),
-                         q: str | None = Query(None, max_length=50), session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                         q: str | None = Query(None, max_length=50), session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return reference.list_categories(session, version, kind=kind, q=q)
 
 
@@ -338,7 +335,7 @@ async def catalogue_import(request: Request,
                            name: str | None = Query(None, max_length=200), standard_ref: str | None = Query(None, max_length=60),
                            valid_from: str | None = Query(None, max_length=40),
                            principal: Principal = require("catalogue.write"),
-                           session: Session = Depends(get_session)) -> dict[str, Any]:
+                           session: Session = UnitOfWork) -> dict[str, Any]:
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
@@ -353,13 +350,12 @@ async def catalogue_import(request: Request,
         except json.JSONDecodeError as exc:
             raise InvalidInput([Problem(f"invalid JSON: {exc.msg}", ["body"])])
     out = reference.import_catalogue(session, principal, doc)
-    session.commit()
     return out
 
 
 @router.get("/catalogue/versions/{code}/export", tags=["catalogue"], summary="导出目录版本 Export a version")
 def catalogue_export(code: str = Path(..., max_length=60), format: str = Query("json", pattern=r"^(json|csv)$"),
-                     principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> Response:
+                     principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> Response:
     content, media = reference.export_catalogue(session, code, format)
     return Response(content, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="catalogue-{code}.{format}"'})
@@ -368,18 +364,17 @@ def catalogue_export(code: str = Path(..., max_length=60), format: str = Query("
 @router.post("/catalogue/versions/{code}/status", tags=["catalogue"], summary="发布/停用目录版本 Publish or retire")
 def catalogue_status(code: str = Path(..., max_length=60), status: str = Query(..., pattern=r"^(draft|published|retired)$"),
                      valid_from: dt.datetime | None = Query(None), principal: Principal = require("catalogue.write"),
-                     session: Session = Depends(get_session)) -> dict[str, Any]:
+                     session: Session = UnitOfWork) -> dict[str, Any]:
     if valid_from is not None and valid_from.tzinfo is None:
         raise InvalidInput([Problem("valid_from needs a time-zone offset", ["query", "valid_from"])])
     out = reference.set_version_status(session, principal, code, status, valid_from)
-    session.commit()
     return out
 
 
 @router.get("/catalogue/route", tags=["catalogue"], summary="派单建议（目录规则 + 位置）Routing proposal")
 def catalogue_route(category_code: str = Query(..., pattern=r"^\d{4,16}$"), lat: float = Query(..., ge=-90, le=90),
                     lon: float = Query(..., ge=-180, le=180), principal: Principal = require("catalogue.read"),
-                    session: Session = Depends(get_session)) -> dict[str, Any]:
+                    session: Session = UnitOfWork) -> dict[str, Any]:
     import numpy as np
 
     cat = reference.resolve_category(session, category_code, ["query", "category_code"])
@@ -396,41 +391,39 @@ def catalogue_route(category_code: str = Query(..., pattern=r"^\d{4,16}$"), lat:
 @router.get("/departments", tags=["catalogue"], summary="专业部门与街镇城运中心 Departments")
 def list_departments(kind: str | None = Query(None, max_length=24), area: str | None = Query(None, pattern=r"^\d{6,15}$"),
                      principal: Principal = require("catalogue.read"),
-                     session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                     session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return [{"id": d.id, "code": d.code, "name": d.name, "name_en": d.name_en, "kind": d.kind, "area_code": d.area_code,
              "active": d.active} for d in reference.list_departments(session, kind=kind, area_prefix=area)]
 
 
 @router.put("/departments", tags=["catalogue"], summary="新增/修改部门 Upsert departments")
 def put_departments(body: list[schemas.DepartmentIn], principal: Principal = require("catalogue.write"),
-                    session: Session = Depends(get_session)) -> dict[str, int]:
+                    session: Session = UnitOfWork) -> dict[str, int]:
     out = reference.upsert_departments(session, principal, [d.model_dump() for d in body])
-    session.commit()
     return out
 
 
 @router.get("/calendars", tags=["catalogue"], summary="工作日历版本 Working calendars")
-def list_calendars(principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+def list_calendars(principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return reference.list_calendars(session)
 
 
 @router.get("/calendars/active", tags=["catalogue"], summary="现行工作日历（节假日、调休）Active calendar")
-def active_calendar(principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+def active_calendar(principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return reference.export_calendar(session)
 
 
 @router.post("/calendars", tags=["catalogue"], status_code=201, summary="导入工作日历新版本 Import a calendar version")
 def import_calendar(body: dict[str, Any], principal: Principal = require("catalogue.write"),
-                    session: Session = Depends(get_session)) -> dict[str, Any]:
+                    session: Session = UnitOfWork) -> dict[str, Any]:
     out = reference.import_calendar(session, principal, body)
-    session.commit()
     return out
 
 
 @router.get("/calendars/due", tags=["catalogue"], summary="计算时限到期时间 Compute a due time")
 def calendar_due(start: dt.datetime = Query(...), amount: float = Query(..., gt=0, le=1000),
                  unit: str = Query(..., pattern=r"^(working_hour|working_day|natural_hour|natural_day)$"),
-                 principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+                 principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
     if start.tzinfo is None:
@@ -442,13 +435,12 @@ def calendar_due(start: dt.datetime = Query(...), amount: float = Query(..., gt=
 
 
 @router.get("/escalation-rules", tags=["catalogue"], summary="升级规则 Escalation rules")
-def get_rules(principal: Principal = require("catalogue.read"), session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+def get_rules(principal: Principal = require("catalogue.read"), session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return reference.list_escalation_rules(session)
 
 
 @router.put("/escalation-rules", tags=["catalogue"], summary="替换升级规则 Replace escalation rules")
 def put_rules(body: list[dict[str, Any]], principal: Principal = require("catalogue.write"),
-              session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+              session: Session = UnitOfWork) -> list[dict[str, Any]]:
     out = reference.replace_escalation_rules(session, principal, body)
-    session.commit()
     return out

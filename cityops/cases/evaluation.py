@@ -36,10 +36,10 @@ from cityops.cases import reference as ref
 from cityops.cases import sla
 from cityops.cases.evaluation_models import EvaluationScheme
 from cityops.cases.models import Case, CaseDepartment, CaseEvent, CaseStep
-from cityops.cases.queries import area_filter, scope_clause
+from cityops.cases.queries import CASE_SCOPE, area_filter
 from cityops.db import database_key
 from cityops.errors import InvalidInput, NotFound, Problem
-from cityops.security import audit
+from cityops.security import audit, scope
 from cityops.security.principal import Principal
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -320,7 +320,6 @@ def save_scheme(session: Session, principal: Principal, doc: Any) -> dict[str, A
     session.flush()
     audit.record(session, principal, "evaluation.scheme", "evaluation_scheme", row.id,
                  detail={"code": row.code, "version": version})
-    session.commit()
     return _scheme_out(row)
 
 
@@ -529,7 +528,7 @@ class Ctx:
 
     @property
     def scope(self) -> ColumnElement[bool]:
-        conds = [scope_clause(self.principal)]
+        conds = [scope.clause(self.principal, CASE_SCOPE)]
         if self.area:
             conds.append(area_filter(self.area))
         return and_(*conds)

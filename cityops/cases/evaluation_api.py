@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from cityops.cases import evaluation
-from cityops.db import get_session
 from cityops.security.deps import require
 from cityops.security.principal import Principal
+from cityops.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1/evaluation", tags=["evaluation"])
 
@@ -35,14 +35,14 @@ def _run(session: Session, principal: Principal, subject: str, date_from: str | 
 
 @router.get("/schemes", summary="考核方案（权重、计分、等级，版本化）Evaluation schemes")
 def list_schemes(principal: Principal = require("evaluation.read"),
-                 session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                 session: Session = UnitOfWork) -> list[dict[str, Any]]:
     return evaluation.list_schemes(session)
 
 
 @router.post("/schemes", status_code=201, summary="新增考核方案版本 New scheme version")
 def save_scheme(doc: dict[str, Any] = Body(..., description="cityops-evaluation-scheme/1 document"),
                 principal: Principal = require("catalogue.write"),
-                session: Session = Depends(get_session)) -> dict[str, Any]:
+                session: Session = UnitOfWork) -> dict[str, Any]:
     return evaluation.save_scheme(session, principal, doc)
 
 
@@ -51,7 +51,7 @@ def evaluation_csv(subject: str = SUBJECT, date_from: str | None = FROM, date_to
                    area: str | None = AREA, scheme_version: int | None = VERSION, scheme: str | None = CODE,
                    lang: str = Query("zh", pattern="^(zh|en)$"),
                    principal: Principal = require("evaluation.read"),
-                   session: Session = Depends(get_session)) -> Response:
+                   session: Session = UnitOfWork) -> Response:
     res = _run(session, principal, subject, date_from, date_to, area, scheme_version, scheme)
     name = f"evaluation-{subject}-{res['from']}-{res['to']}.csv"
     return Response(evaluation.to_csv(res, lang), media_type="text/csv; charset=utf-8",
@@ -62,5 +62,5 @@ def evaluation_csv(subject: str = SUBJECT, date_from: str | None = FROM, date_to
 def evaluate(subject: str = SUBJECT, date_from: str | None = FROM, date_to: str | None = TO,
              area: str | None = AREA, scheme_version: int | None = VERSION, scheme: str | None = CODE,
              principal: Principal = require("evaluation.read"),
-             session: Session = Depends(get_session)) -> dict[str, Any]:
+             session: Session = UnitOfWork) -> dict[str, Any]:
     return _run(session, principal, subject, date_from, date_to, area, scheme_version, scheme)

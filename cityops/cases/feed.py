@@ -153,7 +153,7 @@ class Feed:
         return float(p.x), float(p.y)
 
     def arrive(self, session: Session, channel: str | None = None) -> dict[str, Any] | None:
-        """One new report through the real intake path of its channel."""
+        """One new report through the real intake path of its channel (committed)."""
         ch = channel or str(self.rng.choice([c for c, _ in CHANNELS], p=[p for _, p in CHANNELS]))
         cat = self._cats[int(self.rng.choice(len(self._cats), p=self._weights))]
         lon, lat = self._where()
@@ -198,6 +198,7 @@ class Feed:
                                    signal_type=cat.name_zh, category_code=cat.code, lat=lat, lon=lon,
                                    confidence=float(self.rng.uniform(0.55, 0.99)))
             _st, out, _r = service.ingest_signal(session, SYSTEM, sig)
+        session.commit()  # the feed is a job: one unit of work per arrival
         self.stats.reports[ch] = self.stats.reports.get(ch, 0) + 1
         return out
 
@@ -278,6 +279,7 @@ class Feed:
             session.rollback()
             try:
                 service.act(session, principal, cid, action, schemas.ActionIn(**body))
+                session.commit()  # one unit of work per simulated action
                 self.stats.actions[action] = self.stats.actions.get(action, 0) + 1
                 done += 1
             except CityOpsError as exc:  # a concurrent change, a guard: try another case next tick

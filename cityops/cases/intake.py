@@ -50,8 +50,10 @@ from cityops.config import ROOT
 from cityops.db import UTCDateTime, bulk_insert, database_key, insert_rows
 from cityops.errors import CityOpsError, Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import service as jobs
-from cityops.security import audit
+from cityops.security import audit, scope
 from cityops.security.principal import Principal
+from cityops.security.scope import Located as Place
+from cityops.security.scope import ScopedKind
 
 CASES_T = table(Case)
 REPORTS_T = table(CaseReport)
@@ -234,13 +236,11 @@ def idempotent_replay(session: Session, scope: str, key: str, rhash: str) -> tup
 def run_idempotent(session: Session, principal: Principal, key: str | None, body: Any,
                    fn: Any, status_code: int = 201) -> tuple[int, dict[str, Any], bool]:
     """Run ``fn()`` (returns the JSON answer) once per (principal, key); a retry, even a concurrent
-    one, gets the first answer. Commits. Returns (status, answer, replayed)."""
+    one, gets the first answer (in the caller's unit of work). Returns (status, answer, replayed)."""
     if key is not None and (not key or len(key) > 200):
         raise InvalidInput([Problem("Idempotency-Key must be 1-200 characters", ["header", "Idempotency-Key"])])
     if key is None:
-        out = fn()
-        session.commit()
-        return status_code, out, False
+        return status_code, fn(), False
     scope = idempotency_scope(principal)
     rhash = request_hash(body)
     _idem_locks(session, [(scope, key)])  # as submit_reports: a concurrent retry waits for the first
@@ -253,7 +253,6 @@ def run_idempotent(session: Session, principal: Principal, key: str | None, body
         session.execute(insert(table(IdempotencyRecord)).values(
             scope=scope, key=key, request_hash=rhash, status_code=status_code, response=json.loads(json.dumps(out, default=str)),
             case_id=out.get("case_id"), created_at=sla.now()))
-        session.commit()
         return status_code, out, False
     except IntegrityError:
         session.rollback()
@@ -262,6 +261,9 @@ def run_idempotent(session: Session, principal: Principal, key: str | None, body
             raise
         return hit[0], hit[1], True
 
+
+# The scope of sensor / video-AI signals: where they were observed (area only).
+SIGNAL_SCOPE = ScopedKind("signal", Place(grid=Signal.grid_code))
 
 # ---------------------------------------------------------------- the one intake path
 
@@ -990,10 +992,7 @@ def list_signals(session: Session, principal: Principal, *, outcome: str | None 
                  page_size: int = 50) -> dict[str, Any]:
     from sqlalchemy import func
 
-    from cityops.security.principal import area_clause
-
-    stmt = select(Signal).where(area_clause(principal, Signal.grid_code) if principal.area_code or principal.kind == "system"
-                                else Signal.id < 0)
+    stmt = select(Signal).where(scope.clause(principal, SIGNAL_SCOPE))
     if outcome:
         stmt = stmt.where(Signal.outcome == outcome)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityops.cases import open311_service as svc
-from cityops.db import get_session
 from cityops.errors import CityOpsError
 from cityops.security.deps import public_route
+from cityops.uow import UnitOfWork
 
 PREFIX = "/open311/v2"
 router = APIRouter(prefix=PREFIX, tags=["open311"], dependencies=[Depends(public_route)])
@@ -173,13 +173,13 @@ def _run(fmt: str, fn: Callable[[str], Response]) -> Response:
 
 
 @router.get("/discovery.{fmt}", summary="服务发现 Service discovery", openapi_extra=_doc())
-def discovery(request: Request, fmt: str, session: Session = Depends(get_session)) -> Response:
+def discovery(request: Request, fmt: str, session: Session = UnitOfWork) -> Response:
     base = str(request.base_url).rstrip("/") + PREFIX
     return _run(fmt, lambda f: render(f, "discovery", svc.discovery(session, base)))
 
 
 @router.get("/services.{fmt}", summary="服务（诉求类别）列表 Service list", openapi_extra=_doc())
-def services(request: Request, fmt: str, session: Session = Depends(get_session)) -> Response:
+def services(request: Request, fmt: str, session: Session = UnitOfWork) -> Response:
     def go(f: str) -> Response:
         svc.check_jurisdiction(request.query_params.get("jurisdiction_id"))
         return render(f, "services", svc.list_services(session, _lang(request)))
@@ -189,7 +189,7 @@ def services(request: Request, fmt: str, session: Session = Depends(get_session)
 
 @router.get("/services/{service_code}.{fmt}", summary="服务定义（附加问题）Service definition", openapi_extra=_doc())
 def service_definition(request: Request, service_code: str, fmt: str,
-                       session: Session = Depends(get_session)) -> Response:
+                       session: Session = UnitOfWork) -> Response:
     def go(f: str) -> Response:
         svc.check_jurisdiction(request.query_params.get("jurisdiction_id"))
         return render(f, "service_definition", svc.service_definition(session, service_code))
@@ -199,7 +199,7 @@ def service_definition(request: Request, service_code: str, fmt: str,
 
 @router.post("/requests.{fmt}", summary="提交诉求（需 api_key）Create a service request",
              openapi_extra=_doc(post=True))
-async def create_request(request: Request, fmt: str, session: Session = Depends(get_session)) -> Response:
+async def create_request(request: Request, fmt: str, session: Session = UnitOfWork) -> Response:
     try:
         f = _fmt(fmt)
         ctype = request.headers.get("content-type", "").lower()
@@ -233,14 +233,14 @@ async def create_request(request: Request, fmt: str, session: Session = Depends(
 
 
 @router.get("/requests.{fmt}", summary="查询诉求 Query service requests", openapi_extra=_doc(REQUEST_QUERY))
-def query_requests(request: Request, fmt: str, session: Session = Depends(get_session)) -> Response:
+def query_requests(request: Request, fmt: str, session: Session = UnitOfWork) -> Response:
     params = {k: request.query_params.get(k) for k in (*REQUEST_QUERY, "jurisdiction_id")}
     return _run(fmt, lambda f: render(f, "service_requests", svc.query_requests(session, params, _lang(request))))
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="查询单个诉求 One service request", openapi_extra=_doc())
 def get_request(request: Request, service_request_id: str, fmt: str,
-                session: Session = Depends(get_session)) -> Response:
+                session: Session = UnitOfWork) -> Response:
     def go(f: str) -> Response:
         svc.check_jurisdiction(request.query_params.get("jurisdiction_id"))
         return render(f, "service_requests", svc.get_request(session, service_request_id, _lang(request)))

@@ -1,8 +1,8 @@
 """Reads of cases, always narrowed to what the principal may see.
 
-Scope: a principal sees a case when (it has an area and the case's grid lies in it) OR (it has a
-department and the department currently handles the case, as lead or co-handler). Anything
-else is 404. Filters map onto the composite indexes of ``case_file`` (area by equality on the
+Scope: ``CASE_SCOPE`` through ``cityops.security.scope`` (the one rule: a department account sees
+the cases its department handles now, as lead or co-handler, within its area when that is below
+the district; an area account the cases in its area). Anything else is 404. Filters map onto the composite indexes of ``case_file`` (area by equality on the
 street / community / grid column, state, category, source, lead department, due_at for
 overdue, reported_at for time ranges and the default order).
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, false, func, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -37,9 +37,10 @@ from cityops.cases.models import (
 )
 from cityops.config import get_settings
 from cityops.errors import Forbidden, InvalidInput, NotFound, Problem
-from cityops.security import audit
+from cityops.security import audit, scope
 from cityops.security.masking import mask_name, mask_phone
-from cityops.security.principal import Principal, code_prefix_clause
+from cityops.security.principal import Principal
+from cityops.security.scope import Located, ScopedKind
 
 TZ = ZoneInfo("Asia/Shanghai")
 SORTS = {
@@ -49,42 +50,36 @@ SORTS = {
 }
 
 
+# Where a case is: its street (9), community (12) and grid (15) codes (equality on the column of
+# the area's level, so that the composite indexes of ``case_file`` serve filter and order).
+CASE_PLACE = Located(street=Case.street_code, community=Case.community_code, grid=Case.grid_code)
+
+
 def area_filter(code: str) -> ColumnElement[bool]:
-    """Cases inside an area, by equality on the column of that level (index-friendly)."""
+    """Cases inside an area (a filter the caller chose; the scope is ``CASE_SCOPE``)."""
     if len(code) == 6 and code == get_settings().district_code:
         return true()
-    if len(code) == 9:
-        return Case.street_code == code
-    if len(code) == 12:
-        return Case.community_code == code
-    if len(code) == 15:
-        return Case.grid_code == code
-    return code_prefix_clause(Case.grid_code, code)
+    return CASE_PLACE.within(code)
 
 
 def department_filter(code: str) -> ColumnElement[bool]:
+    """Cases the department handles now, as lead or co-handler."""
     return Case.id.in_(select(CaseDepartment.case_id).where(CaseDepartment.department_code == code,
                                                              CaseDepartment.released_at.is_(None)))
 
 
-def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    """What a principal may see (same convention as ``cityops.security.service.scoped``):
-    system: all; a principal with a department: the cases its department handles now (lead or
-    co-handler), narrowed to its area when it has one below the district; otherwise its area."""
-    if principal.kind == "system":
-        return true()
-    if principal.department_code:
-        dept = department_filter(principal.department_code)
-        if principal.area_code and not principal.is_district_wide:
-            return and_(dept, area_filter(principal.area_code))
-        return dept
-    if principal.area_code:
-        return area_filter(principal.area_code)
-    return false()
+# The scope of cases (``cityops.security.scope``): departments handle cases.
+CASE_SCOPE = ScopedKind("case", CASE_PLACE, handled_by=department_filter)
 
 
 def readable_statement(session: Session, principal: Principal) -> Select[Any]:
-    return select(Case).where(scope_clause(principal))
+    return select(Case).where(scope.clause(principal, CASE_SCOPE))
+
+
+def handled_case_ids(session: Session, department_code: str) -> list[int]:
+    """Ids of the cases ``department_code`` handles now (the snapshot's rendering of the scope)."""
+    return list(session.scalars(select(CaseDepartment.case_id).where(
+        CaseDepartment.department_code == department_code, CaseDepartment.released_at.is_(None))))
 
 
 def get_case(session: Session, principal: Principal, case_ref: str | int, *, for_update: bool = False) -> Case:
@@ -269,7 +264,7 @@ def list_cases(session: Session, principal: Principal, f: CaseFilter, *, page: i
 def count_cases(session: Session, principal: Principal, f: CaseFilter) -> dict[str, Any]:
     at = sla.now()
     base = apply_filters(session, select(Case.state, sla.sla_expr(at).label("sla"), func.count())
-                         .where(scope_clause(principal)), f, at)
+                         .where(scope.clause(principal, CASE_SCOPE)), f, at)
     by_state: dict[str, int] = {}
     by_sla: dict[str, int] = {"green": 0, "yellow": 0, "red": 0, "none": 0}
     for state, s, n in session.execute(base.group_by(Case.state, "sla")).all():
@@ -417,13 +412,14 @@ CSV_FIELDS = ["case_no", "state", "state_label", "source", "category_code", "cat
               "due_at", "sla", "closed_at", "overdue_count", "external_id"]
 
 
-def export_csv(session: Session, principal: Principal, f: CaseFilter, limit: int = 200_000) -> Iterator[str]:
-    """CSV of the cases in scope (reporter masked), in chunks; audited."""
+def export_csv(session: Session, rows: Session, principal: Principal, f: CaseFilter,
+               limit: int = 200_000) -> Iterator[str]:
+    """CSV of the cases in scope (reporter masked), in chunks; audited in ``session`` (the request's
+    unit of work, committed before the first byte is sent), read from ``rows`` while streaming."""
     at = sla.now()
-    stmt = apply_filters(session, readable_statement(session, principal), f, at).order_by(*SORTS["-reported_at"]).limit(limit)
+    stmt = apply_filters(rows, readable_statement(rows, principal), f, at).order_by(*SORTS["-reported_at"]).limit(limit)
     audit.record(session, principal, "case.export", "case", None, detail={"filter": {k: str(v) for k, v in vars(f).items() if v}})
-    session.commit()
-    names, depts, cats = _ctx(session)
+    names, depts, cats = _ctx(rows)
 
     def gen() -> Iterator[str]:
         buf = io.StringIO()
@@ -431,7 +427,7 @@ def export_csv(session: Session, principal: Principal, f: CaseFilter, limit: int
         buf.write("\ufeff")
         w.writeheader()
         n = 0
-        for c in session.execute(stmt.execution_options(yield_per=2000)).scalars():
+        for c in rows.execute(stmt.execution_options(yield_per=2000)).scalars():
             row = summary(c, at, names, depts, cats) | _mask_reporter(c.reporter_name, c.reporter_phone)
             for k in ("reported_at", "due_at", "closed_at"):
                 row[k] = row[k].astimezone(TZ).isoformat() if row[k] else ""
@@ -452,7 +448,7 @@ def geojson(session: Session, principal: Principal, f: CaseFilter, cap: int | No
     stmt = apply_filters(session, select(Case.id, Case.reported_at, Case.lon, Case.lat, Case.state, Case.category_code,
                                          Case.title, Case.urgency, Case.due_at, Case.yellow_at, Case.street_code,
                                          Case.grid_code, Case.lead_department_code, Case.reporter_count)
-                         .where(scope_clause(principal)), f, at)
+                         .where(scope.clause(principal, CASE_SCOPE)), f, at)
     rows = session.execute(stmt.order_by(Case.reported_at.desc(), Case.id.desc()).limit(cap + 1)).all()
     cats = {c.code: c for c in ref.catalogue(session).by_id.values()}
     feats = []
@@ -488,8 +484,8 @@ def aggregate(session: Session, principal: Principal, *, level: str = "street", 
     date_to = date_to or at
     date_from = date_from or (local_midnight(at) - dt.timedelta(days=29))
     col = LEVEL_COLUMN[level]
-    scope = scope_clause(principal)
-    extra: list[ColumnElement[bool]] = [scope]
+    in_scope = scope.clause(principal, CASE_SCOPE)
+    extra: list[ColumnElement[bool]] = [in_scope]
     if parent:
         extra.append(area_filter(parent))
     base_f = f or CaseFilter()
@@ -554,5 +550,5 @@ def case_for_token(session: Session, token: str) -> Case:
     return case
 
 
-__all__ = ["get_case", "readable_statement", "scope_clause", "list_cases", "count_cases", "detail", "timeline",
+__all__ = ["get_case", "readable_statement", "CASE_SCOPE", "handled_case_ids", "list_cases", "count_cases", "detail", "timeline",
            "geojson", "aggregate", "export_csv", "parse_filter", "CaseFilter", "and_"]

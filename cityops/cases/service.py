@@ -21,16 +21,17 @@ from sqlalchemy.orm import Session
 from cityops.cases import intake as _intake
 from cityops.cases import queries, reference, schemas, sla, workflow
 from cityops.cases.queries import (  # noqa: F401 - re-exported API
+    CASE_SCOPE,
     CaseFilter,
     aggregate,
     count_cases,
     export_csv,
     geojson,
     get_case,
+    handled_case_ids,
     list_cases,
     parse_filter,
     readable_statement,
-    scope_clause,
 )
 from cityops.cases.reference import (  # noqa: F401 - re-exported API
     active_calendar,
@@ -75,7 +76,8 @@ def submit_public_report(session: Session, body: schemas.PublicReportCreate, *, 
 
 
 def submit_one(session: Session, request: _intake.ReportRequest) -> tuple[int, dict[str, Any], bool]:
-    """One report in its own transaction (commits; rolls back and raises on an error)."""
+    """One report in its own transaction (the group-commit writer's side, ``cityops.cases.flows``:
+    commits; rolls back and raises on an error)."""
     try:
         got = _intake.submit_reports(session, [request])[0]
     except BaseException:
@@ -89,9 +91,8 @@ def submit_one(session: Session, request: _intake.ReportRequest) -> tuple[int, d
 
 
 def import_hotline(session: Session, principal: Principal, rows: list[Any], *, skip_existing: bool = False) -> dict[str, Any]:
-    """12345 orders, all or nothing; commits."""
+    """12345 orders, all or nothing."""
     out = _intake.import_hotline(session, principal, rows, skip_existing=skip_existing)
-    session.commit()
     return out
 
 
@@ -103,7 +104,6 @@ def ingest_signal(session: Session, principal: Principal, body: schemas.SignalIn
 
 def upload_media(session: Session, principal: Principal, files: list[tuple[str | None, bytes]]) -> list[dict[str, Any]]:
     out = _intake.save_media(session, principal, files)
-    session.commit()
     return out
 
 
@@ -111,10 +111,9 @@ def upload_media(session: Session, principal: Principal, files: list[tuple[str |
 
 
 def act(session: Session, principal: Principal, case_ref: str | int, action: str, body: schemas.ActionIn) -> dict[str, Any]:
-    """Take ``action`` on a case in the principal's scope; commits; returns the case detail."""
+    """Take ``action`` on a case in the principal's scope; returns the case detail."""
     case = get_case(session, principal, case_ref, for_update=True)
     workflow.perform(session, principal, case, action, body)
-    session.commit()
     return queries.detail(session, principal, case)
 
 
@@ -135,7 +134,6 @@ def case_timeline(session: Session, principal: Principal, case_ref: str | int) -
 def consult(session: Session, principal: Principal, case_ref: str | int, body: schemas.ConsultationIn) -> dict[str, Any]:
     case = get_case(session, principal, case_ref)
     out = queries.post_consultation(session, principal, case, body.body, body.attachments)
-    session.commit()
     return out
 
 
@@ -148,11 +146,10 @@ def public_status(session: Session, token: str) -> dict[str, Any]:
 
 
 def public_evaluate(session: Session, token: str, body: schemas.EvaluationIn) -> dict[str, Any]:
-    """The reporter's own satisfaction (评价) with the tracking token; commits."""
+    """The reporter's own satisfaction (评价) with the tracking token."""
     case = queries.case_for_token(session, token)
     workflow.perform(session, REPORTER, case, "evaluate",
                      schemas.ActionIn(satisfaction=body.satisfaction, note=body.note))
-    session.commit()
     return queries.public_status(session, token)
 
 

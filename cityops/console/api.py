@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from cityops.console import briefing, i18n, live, service, views
 from cityops.console.views import render, require_page
-from cityops.db import get_session
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
+from cityops.uow import UnitOfWork
 
 router = APIRouter()
 
@@ -73,7 +73,7 @@ def case_page(request: Request, case_id: str = Path(..., max_length=20, pattern=
 @router.get("/workstation", response_class=HTMLResponse, include_in_schema=False)
 def workstation_page(request: Request, area: str | None = Query(None, max_length=15, pattern=r"^\d{6,15}$"),
                      principal: Principal = require_page("console.view"),
-                     session: Session = Depends(get_session)) -> Response:
+                     session: Session = UnitOfWork) -> Response:
     ctx = service.workstation_context(session, principal, area, i18n.pick_lang(request))
     return render(request, "workstation.html", "workstation", principal, **ctx)
 
@@ -88,7 +88,7 @@ def report_page(request: Request) -> Response:
 @router.get("/briefing", response_class=HTMLResponse, include_in_schema=False)
 def briefing_page(request: Request, date: str | None = Query(None, max_length=10),
                   principal: Principal = require_page("console.view"),
-                  session: Session = Depends(get_session)) -> Response:
+                  session: Session = UnitOfWork) -> Response:
     lang = i18n.pick_lang(request)
     day = briefing.parse_day(date)
     body = briefing.render_html(briefing.briefing_data(session, principal, day, lang), lang, standalone=False)
@@ -99,7 +99,7 @@ def briefing_page(request: Request, date: str | None = Query(None, max_length=10
 @router.get("/briefing.pdf", include_in_schema=False)
 def briefing_pdf(request: Request, date: str | None = Query(None, max_length=10),
                  regenerate: bool = Query(False), principal: Principal = require_page("console.view"),
-                 session: Session = Depends(get_session)) -> Response:
+                 session: Session = UnitOfWork) -> Response:
     """The PDF of a day's briefing: the stored one (made by the 06:00 schedule or an earlier
     request), else generated now with headless Chromium and stored."""
     lang = i18n.pick_lang(request)
@@ -120,7 +120,7 @@ def briefing_pdf(request: Request, date: str | None = Query(None, max_length=10)
 @router.get("/evaluation", response_class=HTMLResponse, include_in_schema=False)
 def evaluation_page(request: Request, period: str = Query("30d", max_length=12),
                     principal: Principal = require_page("evaluation.read"),
-                    session: Session = Depends(get_session)) -> Response:
+                    session: Session = UnitOfWork) -> Response:
     lang = i18n.pick_lang(request)
     available, reason, rankings = service.evaluation_rankings(session, principal, period, lang)
     charts_ = service.evaluation_charts(session, principal, period, lang)
@@ -132,7 +132,7 @@ def evaluation_page(request: Request, period: str = Query("30d", max_length=12),
 @router.get("/evaluation.csv", include_in_schema=False)
 def evaluation_csv(request: Request, kind: str = Query(..., pattern="^(departments|streets|workers)$"),
                    period: str = Query("30d", max_length=12), principal: Principal = require_page("evaluation.read"),
-                   session: Session = Depends(get_session)) -> Response:
+                   session: Session = UnitOfWork) -> Response:
     lang = i18n.pick_lang(request)
     available, reason, rankings = service.evaluation_rankings(session, principal, period, lang)
     if not available:
@@ -158,13 +158,13 @@ def _filters(period: str = Query("open", max_length=8, description="open / today
 
 @router.get("/api/v1/console/meta", tags=["console"], summary="筛选项与图层 Filter options, layers and the caller's scope")
 def console_meta(request: Request, principal: Principal = require("console.view"),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = UnitOfWork) -> dict[str, Any]:
     return service.meta(session, principal, i18n.pick_lang(request))
 
 
 @router.get("/api/v1/console/kpis", tags=["console"], summary="指标条 KPI strip (today, open, overdue, 按期结案率 by street)")
 def console_kpis(f: service.Filters = Depends(_filters), principal: Principal = require("console.view"),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = UnitOfWork) -> dict[str, Any]:
     return service.kpis(session, principal, f)
 
 
@@ -173,7 +173,7 @@ def console_kpis(f: service.Filters = Depends(_filters), principal: Principal = 
 def console_map(request: Request, f: service.Filters = Depends(_filters),
                 bbox: str | None = Query(None, max_length=120, description="west,south,east,north (WGS-84)"),
                 zoom: int = Query(11, ge=0, le=22), principal: Principal = require("console.view"),
-                session: Session = Depends(get_session)) -> dict[str, Any]:
+                session: Session = UnitOfWork) -> dict[str, Any]:
     return service.map_data(session, principal, f, service.parse_bbox(bbox), zoom, i18n.pick_lang(request))
 
 
@@ -182,28 +182,28 @@ def console_choropleth(f: service.Filters = Depends(_filters),
                        level: str = Query("street", max_length=10, description="street / community / grid"),
                        metric: str = Query("density", max_length=10, description="count / density / overdue"),
                        principal: Principal = require("console.view"),
-                       session: Session = Depends(get_session)) -> dict[str, Any]:
+                       session: Session = UnitOfWork) -> dict[str, Any]:
     return service.choropleth(session, principal, f, level, metric)
 
 
 @router.get("/api/v1/console/todo", tags=["console"], summary="工作站今日待办 Workstation to-do")
 def console_todo(request: Request, area: str | None = Query(None, max_length=15),
                  principal: Principal = require("console.view"),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = UnitOfWork) -> dict[str, Any]:
     return service.todo(session, principal, area or principal.area_code, i18n.pick_lang(request))
 
 
 @router.get("/api/v1/console/feed", tags=["console"], summary="最新动态 Latest case activity in scope")
 def console_feed(request: Request, area: str | None = Query(None, max_length=15),
                  limit: int = Query(20, ge=1, le=200), principal: Principal = require("console.view"),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = UnitOfWork) -> dict[str, Any]:
     return {"items": service.feed(session, principal, area, i18n.pick_lang(request), limit)}
 
 
 @router.get("/api/v1/console/stream", tags=["console"],
             summary="实时动态 Live case activity in scope (text/event-stream, SSE)")
 async def console_stream(request: Request, area: str | None = Query(None, max_length=15),
-                         max_s: float = Query(300.0, ge=0, le=3600, description="close after this many seconds "
+                         max_s: float = Query(300.0, ge=0.5, le=3600, description="close after this many seconds (0.5-3600) "
                                               "(the browser reconnects with Last-Event-ID)"),
                          principal: Principal = require("console.view")) -> StreamingResponse:
     service.check_area_param(principal, area)
@@ -216,13 +216,13 @@ async def console_stream(request: Request, area: str | None = Query(None, max_le
 
 @router.get("/api/v1/console/report-categories", tags=["console"], dependencies=[Depends(public_route)],
             summary="上报类别 Categories for the report page (active catalogue)")
-def report_categories(session: Session = Depends(get_session)) -> dict[str, Any]:
+def report_categories(session: Session = UnitOfWork) -> dict[str, Any]:
     return {"items": service.report_categories(session)}
 
 
 @router.get("/api/v1/console/my-reports", tags=["console"], summary="我的上报 Cases I reported")
 def my_reports(request: Request, principal: Principal = require("case.report"),
-               session: Session = Depends(get_session)) -> dict[str, Any]:
+               session: Session = UnitOfWork) -> dict[str, Any]:
     return {"items": service.my_reports(session, principal, i18n.pick_lang(request))}
 
 
@@ -230,5 +230,5 @@ def my_reports(request: Request, principal: Principal = require("case.report"),
 @router.get("/api/v1/console/panels", tags=["console"],
             summary="侧栏面板 Side panels filled by later modules (warnings, incidents, resources)")
 def console_panels(request: Request, principal: Principal = require("console.view"),
-                   session: Session = Depends(get_session)) -> dict[str, Any]:
+                   session: Session = UnitOfWork) -> dict[str, Any]:
     return service.panels(session, principal, i18n.pick_lang(request))

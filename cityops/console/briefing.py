@@ -195,12 +195,12 @@ def html_to_pdf(html: str, timeout: float = 90.0) -> bytes:
 
 
 def generate(session: Session, principal: Principal, day: dt.date, lang: str = "zh", *, by: str | None = None,
-             pdf: bool = True, store: bool = True, commit: bool = True) -> Briefing:
+             pdf: bool = True, store: bool = True) -> Briefing:
     """Render (and store) the briefing of ``day`` for the principal's area; replaces an older one.
 
     The figures are read and the PDF printed without holding a write transaction; only the
-    final upsert of the row runs in ``session`` (committed when ``store`` and ``commit``; a job
-    handler leaves the commit to the worker, with the timer's own)."""
+    final upsert of the row runs in ``session`` (the caller's unit of work commits it: the request's,
+    or the worker's with the timer's own)."""
     with reading(session) as rs:
         data = briefing_data(rs, principal, day, lang)
     html = render_html(data, lang, standalone=True)
@@ -221,9 +221,7 @@ def generate(session: Session, principal: Principal, day: dt.date, lang: str = "
     row.generated_at = utcnow()
     row.generated_by = by or principal.username
     row.pdf, row.pdf_engine, row.pdf_error = pdf_bytes, engine_name, error
-    if store and commit:
-        session.commit()
-    elif store:
+    if store:
         session.flush()
     return row
 
@@ -253,4 +251,4 @@ def next_run(now: dt.datetime | None = None) -> dt.datetime:
 
 def scheduled_run(session: Session, now: dt.datetime | None = None) -> Briefing:
     """What the daily timer does: yesterday's district briefing, HTML + PDF, by the system."""
-    return generate(session, SYSTEM, default_day(now), "zh", by="schedule", commit=False)
+    return generate(session, SYSTEM, default_day(now), "zh", by="schedule")

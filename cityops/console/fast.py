@@ -2,7 +2,7 @@
 
 Each function returns the same raw figures as its SQL twin in ``service.py`` (the tests compare
 them on the same data); ``service`` formats both the same way. Scope and filters mirror
-``cityops.cases.queries.scope_clause`` / ``service.where_clauses`` exactly.
+``cityops.security.scope`` (rendered as a mask) / ``service.where_clauses`` exactly.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityops.cases.models import CaseDepartment
+from cityops.cases import queries as case_queries
 from cityops.config import get_settings
 from cityops.console import i18n
 from cityops.console.snapshot import Snapshot
+from cityops.security import scope
 from cityops.security.principal import Principal
 
 
@@ -44,18 +44,13 @@ def area_mask(snap: Snapshot, code: str) -> np.ndarray:
 
 
 def scope_mask(session: Session, snap: Snapshot, principal: Principal) -> np.ndarray:
-    """``cityops.cases.queries.scope_clause``: the area OR the cases the department handles."""
-    if principal.kind == "system":
-        return np.ones(len(snap), dtype=bool)
-    m = np.zeros(len(snap), dtype=bool)
-    if principal.area_code:
-        m |= area_mask(snap, principal.area_code)
-    if principal.department_code:
-        ids = list(session.scalars(select(CaseDepartment.case_id).where(
-            CaseDepartment.department_code == principal.department_code, CaseDepartment.released_at.is_(None))))
-        if ids:
-            m |= np.isin(snap.id, np.asarray(ids, dtype=np.int64))
-    return m
+    """The one scope rule (``cityops.security.scope``, the case engine's kind) over the snapshot."""
+    def handled_by(dept: str) -> np.ndarray:
+        ids = case_queries.handled_case_ids(session, dept)
+        return np.isin(snap.id, np.asarray(ids, dtype=np.int64)) if ids else np.zeros(len(snap), dtype=bool)
+
+    return scope.mask(principal, case_queries.CASE_SCOPE, len(snap), within=lambda a: area_mask(snap, a),
+                      handled_by=handled_by)
 
 
 def sla_colours(snap: Snapshot, now: dt.datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

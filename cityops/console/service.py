@@ -26,6 +26,7 @@ from cityops.console import charts, i18n
 from cityops.db import database_key
 from cityops.errors import CityOpsError, InvalidInput, NotFound, Problem
 from cityops.geo.models import Area
+from cityops.security import scope
 from cityops.security.principal import Principal
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -83,9 +84,9 @@ def state_label(state: str | None, lang: str = "zh") -> str:
 # ---------------------------------------------------------------------------------------------- scope
 
 def _scope_clause(principal: Principal) -> ColumnElement[bool]:
-    """What ``principal`` may read of the cases: the case engine's own scope (its area, or the
-    cases its department handles), so the console never shows more than the case API."""
-    return case_queries.scope_clause(principal)
+    """What ``principal`` may read of the cases: the one scope rule (``cityops.security.scope``)
+    over the case engine's kind, so the console never shows more (or less) than the case API."""
+    return scope.clause(principal, case_queries.CASE_SCOPE)
 
 
 def scope_info(session: Session, principal: Principal) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from cityops.db import get_session
 from cityops.errors import InvalidInput, Problem
 from cityops.geo import crosswalk, layers, schemas, service, topology
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
+from cityops.uow import StreamingReads, UnitOfWork
 
 router = APIRouter(prefix="/api/v1")
 AREAS: list[str | Enum] = ["areas"]
@@ -30,7 +30,7 @@ def list_areas(
     code_prefix: str | None = Query(None, max_length=15, pattern=r"^\d{1,15}$", description="filter by area code"),
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(100, ge=1, le=5000),
-    session: Session = Depends(get_session),
+    session: Session = UnitOfWork,
 ) -> dict[str, Any]:
     total, rows = service.list_areas(session, level=level, parent_code=parent_code, code_prefix=code_prefix,
                                      page=page, page_size=page_size)
@@ -43,7 +43,7 @@ def areas_geojson(
     parent_code: str | None = Query(None, max_length=15, pattern=r"^\d{6,15}$"),
     code_prefix: str | None = Query(None, max_length=15, pattern=r"^\d{1,15}$"),
     simplify_m: float = Query(0.0, ge=0, le=500, description="simplification tolerance in metres"),
-    session: Session = Depends(get_session),
+    session: Session = UnitOfWork,
 ) -> dict[str, Any]:
     _, rows = service.list_areas(session, level=level, parent_code=parent_code, code_prefix=code_prefix,
                                  page=1, page_size=100_000)
@@ -52,25 +52,25 @@ def areas_geojson(
 
 @router.get("/areas/{code}", tags=AREAS, response_model=schemas.AreaDetail, summary="区划详情 One area",
             dependencies=[Depends(public_route)])
-def get_area(code: str, session: Session = Depends(get_session)) -> dict[str, Any]:
+def get_area(code: str, session: Session = UnitOfWork) -> dict[str, Any]:
     return service.area_detail(session, code)
 
 
 @router.get("/areas/{code}/geojson", tags=AREAS, summary="区划边界 GeoJSON Feature", dependencies=[Depends(public_route)])
-def get_area_geojson(code: str, session: Session = Depends(get_session)) -> dict[str, Any]:
+def get_area_geojson(code: str, session: Session = UnitOfWork) -> dict[str, Any]:
     return service.area_feature(service.get_area(session, code))
 
 
 @router.get("/grids/locate", tags=AREAS, response_model=schemas.LocateOut, summary="点位落格 Which grid covers this point",
             dependencies=[Depends(public_route)])
 def locate(lat: float = Query(..., ge=-90, le=90), lon: float = Query(..., ge=-180, le=180),
-           session: Session = Depends(get_session)) -> dict[str, Any]:
+           session: Session = UnitOfWork) -> dict[str, Any]:
     return service.locate_one(session, lat, lon)
 
 
 @router.post("/grids/locate", tags=AREAS, response_model=schemas.LocateBatchOut, summary="批量落格 Locate many points",
              dependencies=[Depends(public_route)])
-def locate_batch(body: schemas.LocateBatchIn, session: Session = Depends(get_session)) -> dict[str, Any]:
+def locate_batch(body: schemas.LocateBatchIn, session: Session = UnitOfWork) -> dict[str, Any]:
     lon = np.array([p.lon for p in body.points], dtype=float)
     lat = np.array([p.lat for p in body.points], dtype=float)
     items = service.locate_many(session, lon, lat, with_layers=body.layers)
@@ -86,7 +86,7 @@ PREFIX = Query(None, max_length=15, pattern=r"^\d{1,15}$", description="按统�
 
 
 @router.get("/layers", response_model=schemas.LayerList, tags=LAYERS, summary="网格图层列表 List grid layers")
-def list_layers(principal: Principal = require("layer.read"), session: Session = Depends(get_session)) -> dict[str, Any]:
+def list_layers(principal: Principal = require("layer.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return {"items": layers.list_layers(session, principal)}
 
 
@@ -98,7 +98,7 @@ def layer_geojson(
     version: int | None = Query(None, ge=1, le=1_000_000, description="历史版本 an older version of the layer"),
     simplify_m: float = Query(0.0, ge=0, le=500, description="simplification tolerance in metres"),
     principal: Principal = require("layer.read"),
-    session: Session = Depends(get_session),
+    session: Session = UnitOfWork,
 ) -> dict[str, Any]:
     return layers.layer_geojson(session, principal, key, bbox=bbox, code_prefix=code_prefix, version=version,
                                 simplify_m=simplify_m)
@@ -112,7 +112,7 @@ def layer_topology(
     width_m: float | None = Query(None, ge=0, le=1000, description="细长部分宽度 thin-part width (m)"),
     tiny_m2: float = Query(topology.TINY_M2, ge=0, le=1e8, description="碎片面积 tiny polygon area (m²)"),
     principal: Principal = require("layer.read"),
-    session: Session = Depends(get_session),
+    session: Session = UnitOfWork,
 ) -> dict[str, Any]:
     return topology.topology_report(session, principal, key, tolerance_m2=tolerance_m2, width_m=width_m,
                                     tiny_m2=tiny_m2)
@@ -126,7 +126,7 @@ def layer_crosswalk(
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(100, ge=1, le=5000),
     principal: Principal = require("layer.read"),
-    session: Session = Depends(get_session),
+    session: Session = UnitOfWork,
 ) -> dict[str, Any]:
     return crosswalk.crosswalk_page(session, principal, key, code_prefix=code_prefix, page=page, page_size=page_size)
 
@@ -138,7 +138,7 @@ def layer_crosswalk_csv(
     key: str = KEY,
     code_prefix: str | None = PREFIX,
     principal: Principal = require("layer.read"),
-    session: Session = Depends(get_session),
+    session: Session = StreamingReads,
 ) -> StreamingResponse:
     rows = crosswalk.crosswalk_csv(session, principal, key, code_prefix=code_prefix)
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
@@ -184,7 +184,7 @@ async def import_layer(
     description: str | None = Query(None, max_length=500),
     tolerance_m2: float | None = Query(None, ge=0, le=1e8, description="重叠/出界面积容差 overlap tolerance (m²)"),
     principal: Principal = require("layer.write"),
-    session: Session = Depends(get_session),
+    session: Session = UnitOfWork,
 ) -> dict[str, Any]:
     doc, source, form = await _read_geojson(request)
     return await run_in_threadpool(
@@ -219,5 +219,5 @@ async def _read_geojson(request: Request) -> tuple[Any, str | None, dict[str, st
 
 @router.get("/layers/{key}", response_model=schemas.LayerOut, tags=LAYERS, summary="图层信息 One layer")
 def get_layer(key: str = KEY, principal: Principal = require("layer.read"),
-              session: Session = Depends(get_session)) -> dict[str, Any]:
+              session: Session = UnitOfWork) -> dict[str, Any]:
     return layers.layer_out(session, layers.get_layer(session, key))

@@ -377,7 +377,6 @@ def import_layer(session: Session, principal: Principal, key: str, doc: Any, *, 
                "imported_at": now, "imported_by": principal.username}
     _audit(session, principal, "layer_import", key, {"version": layer.version, "features": len(feats),
                                                      "source": source})
-    session.commit()
     return summary
 
 

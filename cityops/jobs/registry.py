@@ -8,12 +8,13 @@ transaction that marks the item done.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+from cityops.plugins import import_optional
 
 Handler = Callable[[Session, dict[str, Any]], Any]
 
@@ -61,13 +62,8 @@ def load_handlers(force: bool = False) -> list[str]:
     if _loaded and not force:
         return loaded
     for name in HANDLER_MODULES:
-        try:
-            importlib.import_module(name)
+        if import_optional(name) is not None:  # None: not built yet
             loaded.append(name)
-        except ModuleNotFoundError as exc:
-            # the module itself (or its package) is missing: not built yet
-            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
-                raise
     _loaded = True
     return loaded
 

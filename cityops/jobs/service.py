@@ -434,7 +434,6 @@ def mark_read(session: Session, principal: Principal, notification_id: int) -> d
                     .on_conflict_do_nothing(index_elements=["notification_id", "account_id"]))
     read_at = session.scalar(select(NotificationRead.read_at).where(NotificationRead.notification_id == n.id,
                                                                   NotificationRead.account_id == aid))
-    session.commit()
     return notification_out(n, read_at)
 
 
@@ -447,7 +446,6 @@ def mark_all_read(session: Session, principal: Principal) -> int:
     marked = session.execute(insert(NotificationRead).from_select(["notification_id", "account_id", "read_at"],
                                                                   unread_ids)
                              .returning(NotificationRead.notification_id)).all()
-    session.commit()
     return len(marked)
 
 

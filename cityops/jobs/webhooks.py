@@ -147,7 +147,6 @@ def create_subscription(session: Session, principal: Principal, *, url: str, top
     session.add(sub)
     session.flush()
     _audit(session, principal, "webhook.create", sub.id, {"url": sub.url, "topics": sub.topics})
-    session.commit()
     return subscription_out(sub, with_secret=True)
 
 
@@ -189,7 +188,6 @@ def update_subscription(session: Session, principal: Principal, sub_id: int, *, 
         changed["secret"] = "rotated"
     sub.updated_at = utcnow()
     _audit(session, principal, "webhook.update", sub.id, changed)
-    session.commit()
     return subscription_out(sub, with_secret="secret" in changed)
 
 
@@ -198,7 +196,6 @@ def delete_subscription(session: Session, principal: Principal, sub_id: int) -> 
     _audit(session, principal, "webhook.delete", sub.id, {"url": sub.url})
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id))
     session.delete(sub)
-    session.commit()
 
 
 def delivery_out(d: WebhookDelivery) -> dict[str, Any]:
@@ -237,7 +234,6 @@ def retry_delivery(session: Session, principal: Principal, delivery_id: int) -> 
     d.status, d.attempts, d.run_at = PENDING, 0, _now()
     d.claimed_by = d.lease_until = None
     _audit(session, principal, "webhook.redeliver", d.id, {"uid": d.uid})
-    session.commit()
     return delivery_out(d)
 
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from cityops.db import get_session
 from cityops.errors import InvalidInput, Problem
 from cityops.registry import importers, schemas, service
 from cityops.registry.models import MODELS, SPATIAL_KINDS
 from cityops.security.deps import require
 from cityops.security.principal import Principal
+from cityops.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -49,7 +49,7 @@ def kinds(principal: Principal = require("registry.read")) -> list[dict[str, Any
 
 @router.get("/counts", response_model=dict[str, int], summary="各类记录数（辖区内） Counts in your area")
 def counts(principal: Principal = require("registry.read"), area_code: str | None = AreaQ,
-           as_of: str | None = AsOfQ, session: Session = Depends(get_session)) -> dict[str, int]:
+           as_of: str | None = AsOfQ, session: Session = UnitOfWork) -> dict[str, int]:
     return service.counts(session, principal, area_code=area_code, as_of=as_of)
 
 
@@ -80,7 +80,7 @@ def _register(kind: str) -> None:
                          status: str | None = StatusQ, page: int = Query(1, ge=1, le=1_000_000),
                          page_size: int = Query(50, ge=1, le=1000),
                          format: Literal["json", "geojson"] = Query("json", description="geojson: FeatureCollection"),
-                         session: Session = Depends(get_session)) -> Any:
+                         session: Session = UnitOfWork) -> Any:
             f = {"area_code": area_code, "kind_filter": kind_filter, "q": q, "as_of": as_of, "status": status}
             if format == "geojson":
                 return service.geojson(session, principal, kind, page=page, page_size=page_size, **f)
@@ -93,7 +93,7 @@ def _register(kind: str) -> None:
                        kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
                        status: str | None = StatusQ, page: int = Query(1, ge=1, le=1_000_000),
                        page_size: int = Query(5000, ge=1, le=20_000),
-                       session: Session = Depends(get_session)) -> dict[str, Any]:
+                       session: Session = UnitOfWork) -> dict[str, Any]:
             return service.geojson(session, principal, kind, page=page, page_size=page_size, area_code=area_code,
                                    kind_filter=kind_filter, q=q, as_of=as_of, status=status)
     else:
@@ -102,7 +102,7 @@ def _register(kind: str) -> None:
         def list_plain(principal: Principal = require(perm), area_code: str | None = AreaQ,
                        kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
                        page: int = Query(1, ge=1, le=1_000_000), page_size: int = Query(50, ge=1, le=1000),
-                       session: Session = Depends(get_session)) -> dict[str, Any]:
+                       session: Session = UnitOfWork) -> dict[str, Any]:
             return service.list_records(session, principal, kind, page=page, page_size=page_size,
                                         area_code=area_code, kind_filter=kind_filter, q=q, as_of=as_of)
 
@@ -111,7 +111,7 @@ def _register(kind: str) -> None:
                 operation_id=f"registry_{kind}_export")
     def export(principal: Principal = require("registry.export"), area_code: str | None = AreaQ,
                kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
-               status: str | None = StatusQ, session: Session = Depends(get_session)) -> Response:
+               status: str | None = StatusQ, session: Session = UnitOfWork) -> Response:
         body = service.export_csv(session, principal, kind, area_code=area_code, kind_filter=kind_filter, q=q,
                                   as_of=as_of, status=status)
         return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
@@ -124,7 +124,7 @@ def _register(kind: str) -> None:
     def import_(principal: Principal = require("registry.write"),
                 file: UploadFile = File(..., description=".csv / .xlsx / .geojson"),
                 dry_run: bool = Query(False, description="只校验不写入 validate only"),
-                session: Session = Depends(get_session)) -> dict[str, Any]:
+                session: Session = UnitOfWork) -> dict[str, Any]:
         data = file.file.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:
             raise InvalidInput([Problem(f"文件超过 {MAX_UPLOAD // 2**20} MB the file is larger than "
@@ -136,19 +136,19 @@ def _register(kind: str) -> None:
     def get(id: int = IdP, principal: Principal = require(perm), as_of: str | None = AsOfQ,
             unmask: bool = Query(False, description="人口：查看明文（需 person.unmask 和事由） persons: unmask"),
             reason: str | None = Query(None, max_length=200, description="查看明文的事由 reason for unmasking"),
-            session: Session = Depends(get_session)) -> dict[str, Any]:
+            session: Session = UnitOfWork) -> dict[str, Any]:
         return service.get_record(session, principal, kind, id, as_of=as_of, unmask=unmask, reason=reason)
 
     @router.get(f"/{kind}/{{id}}/history", response_model=list[out_model],  # type: ignore[valid-type]
                 summary=f"{label}：历史版本 all versions", operation_id=f"registry_{kind}_history")
     def history(id: int = IdP, principal: Principal = require(perm),
-                session: Session = Depends(get_session)) -> list[dict[str, Any]]:
+                session: Session = UnitOfWork) -> list[dict[str, Any]]:
         return service.history(session, principal, kind, id)
 
     @router.delete(f"/{kind}/{{id}}", response_model=schemas.RetiredOut,
                    summary=f"{label}：注销（关闭当前版本，保留历史） retire", operation_id=f"registry_{kind}_retire")
     def retire(id: int = IdP, principal: Principal = require("registry.write"),
-               session: Session = Depends(get_session)) -> dict[str, Any]:
+               session: Session = UnitOfWork) -> dict[str, Any]:
         return service.retire(session, principal, kind, id)
 
 

@@ -10,7 +10,7 @@ changed (see ``cityops.registry.importers``).
 Every record carries the codes of the unit grid, community and street it lies in
 (``grid_code`` / ``community_code`` / ``street_code``, computed with
 ``cityops.geo.service.grid_indices_for`` and ``lineage``), so area scoping of current versions is
-an equality on the column of the caller's level (``cityops.security.principal.located_clause``),
+an equality on the column of the caller's level (``cityops.security.scope.Located.within``),
 served by partial indexes ``(level_code, entity_id, id) WHERE valid_to IS NULL`` (see the end of
 this module); past versions are scoped by a prefix range on the indexed ``grid_code``.
 
@@ -187,7 +187,7 @@ for _m in MODELS.values():
           sqlite_where=_m.valid_to.is_(None), postgresql_where=_m.valid_to.is_(None))
 
 # Reads of current versions (lists, counts, exports, by id): the area scope is an equality on the
-# code column of the caller's level (``cityops.security.principal.located_clause``), and pages are
+# code column of the caller's level (``cityops.security.scope.Located.within``), and pages are
 # ordered by (entity_id, id). One partial index per level, (level_code, entity_id, id, *filter
 # columns) over the current versions, serves the filter AND the order of a page (no sort) and
 # answers the scoped count from the index alone, also with the list's kind / status filter

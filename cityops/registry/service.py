@@ -5,10 +5,10 @@ Every read starts from ``readable(session, principal, kind, at)``: the versions 
 area do not exist for the caller (404, absent from lists, counts and exports).
 
 Scoping is written so that an index serves it: for current versions an equality on the code
-column of the area's level (``located_clause``: street_code / community_code / grid_code), which
+column of the area's level (``CURRENT_SCOPE``: street_code / community_code / grid_code), which
 the partial indexes ``(level_code, entity_id, id) WHERE valid_to IS NULL`` turn into an ordered
 index range (a page needs no sort, a count reads the index only); for past versions (``as_of``)
-the prefix range on the indexed ``grid_code`` (``area_clause``). Both select the same rows:
+the prefix range on the indexed ``grid_code`` (``HISTORY_SCOPE``). Both select the same rows:
 a record's street and community codes are the prefixes of its grid code.
 """
 
@@ -46,9 +46,10 @@ from cityops.registry.codes import (
     standard_ref,
 )
 from cityops.registry.models import MODELS, SPATIAL_KINDS, Building, Household, Person
-from cityops.security import audit, masking
-from cityops.security.principal import Principal, area_clause, code_prefix_clause, located_clause
+from cityops.security import audit, masking, scope
+from cityops.security.principal import Principal, code_prefix_clause
 from cityops.security.privacy import F, check_unmask, declare_fields, mask_record
+from cityops.security.scope import Located, ScopedKind
 
 TZ = ZoneInfo("Asia/Shanghai")
 log = logging.getLogger(__name__)
@@ -145,13 +146,19 @@ def _in_district(code: str) -> bool:
     return len(code) <= 6 and get_settings().district_code.startswith(code)
 
 
+# The scope of base data (``cityops.security.scope``): area only. Current versions are placed by the
+# code of the caller's level (equality, served by the partial indexes); past versions by the prefix
+# range on the indexed ``grid_code``. Both select the same rows.
+CURRENT_SCOPE = {k: ScopedKind(k, Located(street=m.street_code, community=m.community_code, grid=m.grid_code))
+                 for k, m in MODELS.items()}
+HISTORY_SCOPE = {k: ScopedKind(k, Located(grid=m.grid_code)) for k, m in MODELS.items()}
+_KIND_OF = {m: k for k, m in MODELS.items()}
+
+
 def scope_clause(principal: Principal, model: Any, at: dt.datetime | None = None) -> Any:
-    """The principal's area over ``model``'s versions valid at ``at`` (see the module doc)."""
-    code = principal.area_code
-    if at is not None or (principal.kind != "system" and code is not None and len(code) <= 6
-                          and not _in_district(code)):
-        return area_clause(principal, model.grid_code)
-    return located_clause(principal, model.street_code, model.community_code, model.grid_code)
+    """The principal's scope over ``model``'s versions valid at ``at`` (None: current)."""
+    kind = _KIND_OF[model]
+    return scope.clause(principal, (CURRENT_SCOPE if at is None else HISTORY_SCOPE)[kind])
 
 
 def area_filter(model: Any, code: str, at: dt.datetime | None = None) -> Any:
@@ -355,7 +362,6 @@ def list_records(session: Session, principal: Principal, kind: str, *, page: int
         audit.record(session, principal, "list", "person", None,
                      detail={"filters": {k: str(v) for k, v in filters.items() if v is not None},
                              "page": page, "returned": len(items)})
-        session.commit()
     return {"total": total, "page": page, "page_size": page_size, "items": items}
 
 
@@ -400,7 +406,6 @@ def get_record(session: Session, principal: Principal, kind: str, entity_id: int
         out = mask_record(record_dict(kind, row), PERSON_FIELDS, principal, unmask_reason=reason, session=session,
                           object_type="person", object_id=entity_id)
         out["masked"] = False
-        session.commit()
         return out
     names = _area_names(session, [row.community_code]) if kind in _SPECS else {}
     out = masked_dict(kind, row, principal, names)
@@ -417,14 +422,14 @@ def get_record(session: Session, principal: Principal, kind: str, entity_id: int
             audit.record(session, principal, "read", "household", entity_id, detail={"members": len(members)})
     if kind == "persons":
         audit.record(session, principal, "read", "person", entity_id, detail={"as_of": str(as_of) if as_of else None})
-    session.commit()
     return out
 
 
 def history(session: Session, principal: Principal, kind: str, entity_id: int) -> list[dict[str, Any]]:
     kind = resolve_kind(kind)
     m = MODELS[kind]
-    rows = list(session.scalars(select(m).where(m.entity_id == entity_id, area_clause(principal, m.grid_code))
+    rows = list(session.scalars(select(m).where(m.entity_id == entity_id,
+                                                scope.clause(principal, HISTORY_SCOPE[kind]))
                                 .order_by(m.valid_from, m.id)))
     if not rows:
         raise NotFound([Problem(f"没有编号为 {entity_id} 的{KIND_LABELS[kind][0]}记录 no {kind} record {entity_id}",
@@ -433,7 +438,6 @@ def history(session: Session, principal: Principal, kind: str, entity_id: int) -
     out = [masked_dict(kind, r, principal, names) for r in rows]
     if kind == "persons":
         audit.record(session, principal, "history", "person", entity_id, detail={"versions": len(out)})
-        session.commit()
     return out
 
 
@@ -518,7 +522,6 @@ def export_csv(session: Session, principal: Principal, kind: str, **filters: Any
     audit.record(session, principal, "export", OBJECT_TYPE[kind], None,
                  detail={"rows": n, "masked": True,
                          "filters": {k: str(v) for k, v in filters.items() if v is not None}})
-    session.commit()
     return buf.getvalue()
 
 
@@ -706,8 +709,6 @@ def import_file(session: Session, principal: Principal, kind: str, filename: str
                              "dry_run": dry_run, "at": now.isoformat()})
         if dry_run:
             session.rollback()
-        else:
-            session.commit()
     except IntegrityError as exc:
         session.rollback()
         if "unique" not in str(exc.orig).lower() and "duplicate" not in str(exc.orig).lower():
@@ -1016,7 +1017,6 @@ def retire(session: Session, principal: Principal, kind: str, entity_id: int, no
     session.execute(update(model.__table__).where(model.__table__.c.id == row.id).values(valid_to=now))
     audit.record(session, principal, "retire", OBJECT_TYPE[kind], entity_id, detail={"key": getattr(row, model.KEY)
                                                                         if kind != "persons" else None})
-    session.commit()
     return {"id": entity_id, "kind": kind, "valid_to": now}
 
 

@@ -34,8 +34,7 @@ def init(reset: bool = typer.Option(False, "--reset", help="restore the built-in
             for username, role in (("sysadmin", "sys_admin"), ("secadmin", "sec_admin"), ("auditor", "audit_admin")):
                 if session.scalar(select(Account.id).where(Account.username == username)) is None:
                     _acc, pw = service.create_account(session, SYSTEM, username, None, roles=[role],
-                                                      area_code=get_settings().district_code, must_change=True,
-                                                      commit=False)
+                                                      area_code=get_settings().district_code, must_change=True)
                     created.append({"username": username, "role": role, "initial_password": pw})
     typer.echo(json.dumps({"added": added, "admins": created}, ensure_ascii=False, indent=2))
 

@@ -179,7 +179,6 @@ def request_export(session: Session, principal: Principal, object_type: str, pur
     session.flush()
     audit.record(session, principal, "export.request", "export_request", row.id,
                  detail={"object_type": object_type, "purpose": purpose, "fields": fields, "filters": filters})
-    session.commit()
     return row
 
 
@@ -206,7 +205,6 @@ def decide_export(session: Session, principal: Principal, request_id: int, appro
     row.expires_at = now + dt.timedelta(days=valid_days) if approve else None
     audit.record(session, principal, "export.approve" if approve else "export.reject", "export_request", row.id,
                  detail={"note": note, "requested_by": row.requested_by, "object_type": row.object_type})
-    session.commit()
     return row
 
 
@@ -228,8 +226,7 @@ def use_export_approval(session: Session, principal: Principal, object_type: str
     if problem:
         audit.record(session, principal, "export.unmasked", object_type, request_id, result="denied",
                      detail={"reason": problem})
-        session.commit()
-        raise Forbidden([Problem(problem, ["query", "export_request_id"], "export_not_approved")])
+        raise Forbidden([Problem(problem, ["query", "export_request_id"], "export_not_approved")], persist=True)
     assert row is not None
     row.status = "used"
     audit.record(session, principal, "export.unmasked", object_type, request_id,
@@ -287,5 +284,4 @@ def list_audit(session: Session, principal: Principal, *, action: str | None = N
     audit.record(session, principal, "audit.read", "audit_log", None,
                  detail={k: v for k, v in (("action", action), ("username", username), ("object_type", object_type),
                                            ("object_id", object_id), ("result", result), ("page", page)) if v})
-    session.commit()
     return total, items

@@ -93,7 +93,6 @@ def propose(session: Session, principal: Principal, name: str, title: str, sql: 
     session.add(row)
     session.flush()
     audit.record(session, principal, "saferoom.propose", "saferoom_query", name, detail={"sql": row.sql})
-    session.commit()
     return row
 
 
@@ -118,7 +117,6 @@ def decide(session: Session, principal: Principal, name: str, approve: bool) -> 
     row.approved_at = clock.now() if approve else None
     audit.record(session, principal, "saferoom.approve" if approve else "saferoom.reject", "saferoom_query", name,
                  detail={"sql": row.sql})
-    session.commit()
     return row
 
 
@@ -235,8 +233,8 @@ def run(session: Session, principal: Principal, name: str, params: dict[str, Any
     except Exception as exc:  # noqa: BLE001 - a DB error of an approved query: report, audit, no data
         audit.record(session, principal, "saferoom.run", "saferoom_query", name, result="error",
                      detail={"params": values, "error": type(exc).__name__})
-        session.commit()
-        raise InvalidInput([Problem(f"查询执行失败 query failed: {type(exc).__name__}", ["path", "name"], "db_error")])
+        raise InvalidInput([Problem(f"查询执行失败 query failed: {type(exc).__name__}", ["path", "name"], "db_error")],
+                           persist=True)
     missing = [c for c in row.count_columns if c not in cols]
     problems = [Problem(f"结果缺少计数列 {c}（拒绝返回） result lacks count column {c!r}: refused", ["path", "name"],
                         "shape") for c in missing]
@@ -255,8 +253,7 @@ def run(session: Session, principal: Principal, name: str, params: dict[str, Any
     if problems:
         audit.record(session, principal, "saferoom.run", "saferoom_query", name, result="refused",
                      detail={"params": values, "reason": problems[0].msg})
-        session.commit()
-        raise InvalidInput(problems)
+        raise InvalidInput(problems, persist=True)
     size_col = row.count_columns[0]
     suppressed = 0
     out_rows: list[dict[str, Any]] = []
@@ -278,7 +275,6 @@ def run(session: Session, principal: Principal, name: str, params: dict[str, Any
         out_rows.append({key: _jsonable(v) for key, v in rec.items()})
     audit.record(session, principal, "saferoom.run", "saferoom_query", name,
                  detail={"params": values, "groups": len(out_rows), "suppressed_cells": suppressed, "k": k})
-    session.commit()
     return {"name": name, "k": k, "columns": cols, "rows": out_rows, "suppressed_cells": suppressed,
             "note": f"计数小于 {k} 的单元格已抑制（null，见 _suppressed） cells with a count below {k} are "
                     "suppressed (null, listed in _suppressed)"}

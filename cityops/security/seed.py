@@ -104,13 +104,12 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
         if session.scalar(select(Account.id).where(Account.username == a.username)) is None:
             service.create_account(session, SYSTEM, a.username, demo_password(a.username, rng_seed), roles=[a.role],
                                    area_code=a.area_code, department_code=a.department, display_name=a.display_name,
-                                   expiry_exempt=True, commit=False)
+                                   expiry_exempt=True)
         tick("账号 demo accounts", done, total)
     for name, perms, desc in DEMO_KEYS:
         done += 1
         if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is None:
-            service.create_api_key(session, SYSTEM, name, perms, description=desc, key=demo_key(name, rng_seed),
-                                   commit=False)
+            service.create_api_key(session, SYSTEM, name, perms, description=desc, key=demo_key(name, rng_seed))
         tick("账号 demo accounts", done, total)
     session.flush()
 

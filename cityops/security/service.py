@@ -1,7 +1,8 @@
 """Accounts, sign-in, sessions, API keys, roles as data, and the principal of each request.
 
 Every function that a user triggers takes a ``Session`` and the acting ``Principal``; functions
-that change something audit it in the same transaction and commit.
+that change something audit it in the same transaction; the request's unit of work commits
+(``cityops.uow``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Request
-from sqlalchemy import and_, bindparam, delete, false, func, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from cityops.config import get_settings
 from cityops.db import database_key
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unauthorized
-from cityops.security import audit, catalog, clock
+from cityops.security import audit, catalog, clock, scope
 from cityops.security.models import (
     Account,
     AccountRole,
@@ -37,8 +38,9 @@ from cityops.security.models import (
     Role,
     RolePermission,
 )
-from cityops.security.principal import SYSTEM, Principal, area_clause, code_prefix_clause
+from cityops.security.principal import SYSTEM, Principal, code_prefix_clause
 from cityops.security.ratelimit import check_rate
+from cityops.security.scope import Located, ScopedKind
 
 SESSION_COOKIE = "cityops_session"
 CSRF_COOKIE = "cityops_csrf"
@@ -56,8 +58,9 @@ _DUMMY_HASH = _hasher.hash("cityops-dummy-password-for-timing")
 # errors
 
 
-def unauthorized(msg: str, loc: list[str | int] | None = None, type_: str = "unauthorized") -> Unauthorized:
-    exc = Unauthorized([Problem(msg, loc or ["credentials"], type_)])
+def unauthorized(msg: str, loc: list[str | int] | None = None, type_: str = "unauthorized", *,
+                 persist: bool = False) -> Unauthorized:
+    exc = Unauthorized([Problem(msg, loc or ["credentials"], type_)], persist=persist)
     exc.headers = {"WWW-Authenticate": "Bearer"}  # type: ignore[attr-defined]
     return exc
 
@@ -211,7 +214,6 @@ def set_role_permissions(session: Session, principal: Principal, code: str, perm
     role.updated_at = clock.now()
     audit.record(session, principal, "role.permissions", "role", code,
                  detail={"added": sorted(after - before), "removed": sorted(before - after)})
-    session.commit()
     return next(r for r in list_roles(session) if r["code"] == code)
 
 
@@ -229,10 +231,13 @@ def create_role(session: Session, principal: Principal, code: str, label_zh: str
 # accounts
 
 
+# Accounts and API keys are scoped by the area they belong to (area only).
+ACCOUNT_SCOPE = ScopedKind("account", Located(code=Account.area_code))
+API_KEY_SCOPE = ScopedKind("api_key", Located(code=ApiKey.area_code))
+
+
 def _account_scope(principal: Principal) -> ColumnElement[bool]:
-    if principal.is_district_wide:
-        return true()
-    return area_clause(principal, Account.area_code)
+    return scope.clause(principal, ACCOUNT_SCOPE)
 
 
 def _check_area(session: Session, principal: Principal, area_code: str | None, loc: list[str | int]) -> None:
@@ -272,7 +277,7 @@ def create_account(session: Session, principal: Principal, username: str, passwo
                    roles: list[str] | None = None, area_code: str | None = None,
                    department_code: str | None = None, display_name: str | None = None,
                    expiry_exempt: bool = False, must_change: bool = False,
-                   commit: bool = True) -> tuple[Account, str]:
+                   ) -> tuple[Account, str]:
     """Create an account; returns it and the initial password (generated when not given)."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", username):
         raise InvalidInput([Problem("用户名 3-64 位字母、数字、_ . - username: 3-64 of letters, digits, _ . -",
@@ -300,8 +305,6 @@ def create_account(session: Session, principal: Principal, username: str, passwo
     audit.record(session, principal, "account.create", "account", acc.id,
                  detail={"username": username, "area_code": area_code, "department_code": department_code,
                          "roles": sorted(roles or [])})
-    if commit:
-        session.commit()
     return acc, pw
 
 
@@ -354,7 +357,6 @@ def update_account(session: Session, principal: Principal, account_id: int, chan
         _revoke_sessions(session, acc.id, "deactivated")
     audit.record(session, principal, "account.update", "account", acc.id,
                  detail={"before": before, "after": changes})
-    session.commit()
     return acc
 
 
@@ -371,7 +373,6 @@ def set_account_roles(session: Session, principal: Principal, account_id: int, r
         session.add(AccountRole(account_id=acc.id, role_code=r))
     audit.record(session, principal, "account.roles", "account", acc.id,
                  detail={"before": before, "after": sorted(set(roles))})
-    session.commit()
     return acc
 
 
@@ -380,7 +381,6 @@ def unlock_account(session: Session, principal: Principal, account_id: int) -> A
     acc.locked_until = None
     acc.failed_logins = 0
     audit.record(session, principal, "account.unlock", "account", acc.id)
-    session.commit()
     return acc
 
 
@@ -391,7 +391,6 @@ def reset_password(session: Session, principal: Principal, account_id: int) -> s
     _set_password(session, acc, pw, must_change=True)
     _revoke_sessions(session, acc.id, "password_reset")
     audit.record(session, principal, "account.reset_password", "account", acc.id)
-    session.commit()
     return pw
 
 
@@ -408,7 +407,6 @@ def change_password(session: Session, username: str, old_password: str, new_pass
     _set_password(session, acc, new_password)
     _revoke_sessions(session, acc.id, "password_changed")
     audit.record(session, _principal_for(session, acc, source_ip), "password.change", "account", acc.id)
-    session.commit()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,17 +436,16 @@ def _authenticate(session: Session, username: str, password: str, source_ip: str
         audit.record(session, None, "login_failed", "account", acc.id if acc else None, result="failed",
                      detail={"reason": "unknown_user" if acc is None else "inactive"}, username=username[:80],
                      source_ip=source_ip)
-        session.commit()
-        raise unauthorized(bad, ["body", "username"])
+        raise unauthorized(bad, ["body", "username"], persist=True)
     actor = _principal_for(session, acc, source_ip)
     if acc.locked_until is not None:
         if acc.locked_until > now:
             audit.record(session, actor, "login_failed", "account", acc.id, result="locked",
                          detail={"locked_until": acc.locked_until.isoformat()})
-            session.commit()
             local = acc.locked_until.astimezone(dt.timezone(dt.timedelta(hours=8)))
             raise unauthorized(f"账号已锁定，请于 {local:%H:%M} 后重试 account locked until "
-                               f"{acc.locked_until.isoformat(timespec='seconds')}", ["body", "username"], "locked")
+                               f"{acc.locked_until.isoformat(timespec='seconds')}", ["body", "username"], "locked",
+                               persist=True)
         acc.locked_until = None
         acc.failed_logins = 0
         audit.record(session, actor, "unlock", "account", acc.id, detail={"reason": "lock expired"})
@@ -462,18 +459,16 @@ def _authenticate(session: Session, username: str, password: str, source_ip: str
             _revoke_sessions(session, acc.id, "locked")
             audit.record(session, actor, "lockout", "account", acc.id,
                          detail={"failed_logins": acc.failed_logins, "minutes": settings.lockout_minutes})
-        session.commit()
         raise unauthorized(bad + (f"；已连续失败 {acc.failed_logins} 次，账号锁定 {settings.lockout_minutes} 分钟 "
                                   f"(account locked for {settings.lockout_minutes} min)" if locked else ""),
-                           ["body", "password"], "locked" if locked else "unauthorized")
+                           ["body", "password"], "locked" if locked else "unauthorized", persist=True)
     if _hasher.check_needs_rehash(acc.password_hash):
         acc.password_hash = hash_password(password)
     if not allow_expired and password_expired(acc):
         audit.record(session, actor, "login_failed", "account", acc.id, result="expired",
                      detail={"reason": "password_expired"})
-        session.commit()
         raise unauthorized("密码已过期或须修改，请通过 POST /api/v1/auth/password 修改 password expired: change it "
-                           "at POST /api/v1/auth/password", ["body", "password"], "password_expired")
+                           "at POST /api/v1/auth/password", ["body", "password"], "password_expired", persist=True)
     acc.failed_logins = 0
     return acc
 
@@ -503,7 +498,6 @@ def login(session: Session, username: str, password: str, source_ip: str | None,
     session.flush()
     audit.record(session, _principal_for(session, acc, source_ip, session_id=str(row.id)), "login", "account",
                  acc.id, detail={"kind": kind})
-    session.commit()
     return LoginResult(token, acc, expires, csrf_token_for(token) if kind == "cookie" else None)
 
 
@@ -526,7 +520,6 @@ def logout(session: Session, token: str | None, source_ip: str | None) -> bool:
     if acc is not None:
         audit.record(session, _principal_for(session, acc, source_ip, session_id=str(row.id)), "logout", "account",
                      acc.id)
-    session.commit()
     return True
 
 
@@ -751,7 +744,7 @@ def _principal_from_key(session: Session, key: str, ip: str | None) -> Principal
 
 def create_api_key(session: Session, principal: Principal, name: str, permissions: list[str], *,
                    area_code: str | None = None, department_code: str | None = None,
-                   description: str | None = None, key: str | None = None, commit: bool = True) -> tuple[ApiKey, str]:
+                   description: str | None = None, key: str | None = None) -> tuple[ApiKey, str]:
     """Create an integration key; the clear key is returned once and only its SHA-256 is kept."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", name):
         raise InvalidInput([Problem("名称 3-64 位字母、数字、_ . - name: 3-64 of letters, digits, _ . -",
@@ -778,29 +771,20 @@ def create_api_key(session: Session, principal: Principal, name: str, permission
     session.flush()
     audit.record(session, principal, "apikey.create", "api_key", row.id,
                  detail={"name": name, "permissions": row.permissions, "area_code": area})
-    if commit:
-        session.commit()
     return row, clear
 
 
 def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
-    stmt = select(ApiKey).order_by(ApiKey.name)
-    if not principal.is_district_wide:
-        stmt = stmt.where(area_clause(principal, ApiKey.area_code))
-    return list(session.scalars(stmt))
+    return list(session.scalars(select(ApiKey).where(scope.clause(principal, API_KEY_SCOPE)).order_by(ApiKey.name)))
 
 
 def revoke_api_key(session: Session, principal: Principal, key_id: int) -> ApiKey:
-    stmt = select(ApiKey).where(ApiKey.id == key_id)
-    if not principal.is_district_wide:
-        stmt = stmt.where(area_clause(principal, ApiKey.area_code))
-    row = session.scalar(stmt)
+    row = session.scalar(select(ApiKey).where(ApiKey.id == key_id, scope.clause(principal, API_KEY_SCOPE)))
     if row is None:
         raise NotFound([Problem(f"密钥不存在 no API key {key_id}", ["path", "key_id"], "not_found")])
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.record(session, principal, "apikey.revoke", "api_key", row.id, detail={"name": row.name})
-        session.commit()
     return row
 
 
@@ -811,54 +795,4 @@ def api_key_out(row: ApiKey) -> dict[str, Any]:
             "last_used_at": row.last_used_at}
 
 
-# ----------------------------------------------------------------------------------------------
-# scoping helpers for every domain
-
-
-def scoped(principal: Principal, area_column: Any = None, department_column: Any = None, *,
-           department_by_id: bool = False) -> ColumnElement[bool]:
-    """The WHERE clause of what ``principal`` may see of rows carrying an area code column and/or
-    a department column (``department_column`` holds the department code, or its id when
-    ``department_by_id``).
-
-    * system: everything;
-    * the area part: the row's code starts with the principal's area code (district-wide
-      principals see every row, also rows without a code);
-    * the department part (only when the principal has a department AND the rows carry one):
-      the row belongs to that department;
-    * a principal with neither an applicable area nor department sees nothing.
-    """
-    if principal.kind == "system":
-        return true()
-    parts: list[ColumnElement[bool]] = []
-    dept = principal.department_id if department_by_id else principal.department_code
-    has_dept = principal.department_code is not None and department_column is not None
-    if has_dept:
-        parts.append(department_column == dept if dept is not None else false())
-    if area_column is not None and principal.area_code is not None:
-        if not principal.is_district_wide:
-            parts.append(code_prefix_clause(area_column, principal.area_code))
-    elif not has_dept:
-        return false()
-    if not parts:
-        return true()
-    return and_(*parts) if len(parts) > 1 else parts[0]
-
-
-def in_scope(principal: Principal, area_code: str | None, department_code: str | None = None) -> bool:
-    """Python-side twin of ``scoped`` for one object."""
-    if principal.kind == "system":
-        return True
-    if principal.department_code is not None and department_code is not None:
-        if department_code != principal.department_code:
-            return False
-        if principal.area_code is None:
-            return True
-    if principal.area_code is None:
-        return principal.department_code is not None and department_code is not None
-    if principal.is_district_wide:
-        return True
-    return area_code is not None and area_code.startswith(principal.area_code)
-
-
-__all__ = ["SYSTEM", "resolve_principal", "scoped", "in_scope", "create_account", "login", "ensure_catalog"]
+__all__ = ["SYSTEM", "resolve_principal", "create_account", "login", "ensure_catalog"]
