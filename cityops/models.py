@@ -14,6 +14,7 @@ DOMAIN_MODELS = [
     "cityops.cases.evaluation_models",
     "cityops.console.models",
     "cityops.jobs.models",
+    "cityops.ai.models",
 ]
 
 
