@@ -26,6 +26,7 @@ DOMAIN_APIS = [
     "cityops.cases.evaluation_api",
     "cityops.console.api",
     "cityops.jobs.api",
+    "cityops.ai.api",
 ]
 
 OPENAPI_TAGS = [
@@ -38,6 +39,7 @@ OPENAPI_TAGS = [
     {"name": "cases", "description": "一网统管 案件闭环 Case workflow"},
     {"name": "catalogue", "description": "部件事件目录、时限、工作日历 Catalogue and calendar"},
     {"name": "evaluation", "description": "绩效评价 Evaluation"},
+    {"name": "classify", "description": "智能派单 Smart dispatch: classification, place, learning loop"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
     {"name": "notifications", "description": "站内消息 In-app notifications"},

@@ -14,6 +14,7 @@ DOMAIN_MODELS = [
     "cityops.console.models",
     "cityops.jobs.models",
     "cityops.lifecycle.models",
+    "cityops.ai.models",
 ]
 
 

@@ -13,7 +13,7 @@ import csv
 import io
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cityops.errors import Forbidden, InvalidInput
 from cityops.security.principal import Principal

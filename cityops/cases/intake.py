@@ -292,6 +292,7 @@ class IntakeItem:
     dedupe: bool = True
     # batch imports write one audit row and one outbox event for the whole import instead
     per_case_side_effects: bool = True
+    proposal: dict[str, Any] | None = None  # smart dispatch: the classifier's proposal (no category given)
 
 
 def _lock_categories(session: Session, category_ids: list[int]) -> None:
@@ -472,6 +473,7 @@ def intake_many(session: Session, batch: list[tuple[Principal, IntakeItem]]) -> 
                                            detail={"source": batch[k][1].source, "category": batch[k][1].cat.code,
                                                    "grid": batch[k][1].where.grid_code}))
         audit.record_many(session, entries)
+    store_proposals_hook(session, batch, results)
     return [r for r in results if r is not None]
 
 
@@ -608,9 +610,13 @@ def _prepare(session: Session, principal: Principal, body: schemas.ReportBase, s
     InvalidInput naming every bad field."""
     probs = [Problem(f"unknown media id {m} (upload it first with POST /api/v1/media)", ["body", "media", i])
              for i, m in enumerate(body.media) if m not in known_media]  # known_media: _known_media of the batch
-    cat = None
+    cat, proposal = None, None
     try:
-        cat = ref.resolve_category(session, body.category_code, ["body", "category_code"])
+        if body.category_code is None:  # smart dispatch: the category from the text
+            cat, proposal = propose_category_hook(session, [_report_text(body.title, body.description)], channel,
+                                                  [["body", "category_code"]])[0]
+        else:
+            cat = ref.resolve_category(session, body.category_code, ["body", "category_code"])
     except InvalidInput as exc:
         probs += exc.problems
     if where is None:
@@ -633,7 +639,8 @@ def _prepare(session: Session, principal: Principal, body: schemas.ReportBase, s
         external_id=extra.external_id if extra else None,
         reporter_name=body.reporter_name if source in ("public", "hotline") else (body.reporter_name or principal.username),
         reporter_phone=body.reporter_phone, reporter_account_id=principal.account_id,
-        media=tuple(body.media), self_handled=bool(extra and extra.self_handled), public=source == "public")
+        media=tuple(body.media), self_handled=bool(extra and extra.self_handled), public=source == "public",
+        proposal=proposal)
 
 
 def report(session: Session, principal: Principal, body: schemas.ReportBase, *, source: str, channel: str,
@@ -753,7 +760,7 @@ def hotline_rows_from_csv(text_: str) -> list[dict[str, Any]]:
     # newline="": the csv module sees the line ends itself (quoted fields may hold CR / LF)
     reader = csv.DictReader(io.StringIO(text_.lstrip("\ufeff"), newline=""))
     try:
-        missing = [c for c in ("order_id", "received_at", "category_code") if c not in (reader.fieldnames or [])]
+        missing = [c for c in ("order_id", "received_at") if c not in (reader.fieldnames or [])]
         if missing:
             raise InvalidInput([Problem(f"CSV is missing the columns {', '.join(missing)}", ["body", "header"])])
         unknown = [c for c in (reader.fieldnames or []) if c not in HOTLINE_COLUMNS]
@@ -806,11 +813,23 @@ def import_hotline(session: Session, principal: Principal, rows: list[Any], *, s
         existing.update(dict(session.execute(select(CaseReport.external_id, CaseReport.case_id).where(
             CaseReport.source == "hotline", CaseReport.external_id.in_(ids[chunk:chunk + 900]))).all()))  # type: ignore[arg-type]
     cats: list[ref.CategoryInfo | None] = []
+    no_cat = [i for i, o in enumerate(orders) if o is not None and o.category_code is None]
+    proposals: dict[int, tuple[ref.CategoryInfo | None, dict[str, Any] | None]] = {}
+    if no_cat:  # smart dispatch: the categories from the orders' texts, in one batch
+        try:
+            got = propose_category_hook(session, [_report_text(orders[i].title, orders[i].content) for i in no_cat],  # type: ignore[union-attr]
+                                        "hotline", [["rows", i, "category_code"] for i in no_cat])
+            proposals = dict(zip(no_cat, got, strict=True))
+        except InvalidInput as exc:
+            probs += exc.problems
     for i, o in enumerate(orders):
         cat = None
         if o is not None:
             try:
-                cat = ref.resolve_category(session, o.category_code, ["rows", i, "category_code"])
+                if o.category_code is None:
+                    cat = proposals.get(i, (None, None))[0]
+                else:
+                    cat = ref.resolve_category(session, o.category_code, ["rows", i, "category_code"])
             except InvalidInput as exc:
                 probs += exc.problems
             if o.order_id in existing and not skip_existing:
@@ -867,7 +886,8 @@ def import_hotline(session: Session, principal: Principal, rows: list[Any], *, s
             source="hotline", channel="import", cat=cat, lon=float(lon[i]), lat=float(lat[i]), where=w, at=o.received_at,
             title=_title(cat, o.title, o.address), description=o.content, address=o.address,
             urgency=o.urgency or cat.urgency_default, appeal_type=o.appeal_type, external_id=o.order_id,
-            reporter_name=o.caller_name, reporter_phone=o.caller_phone, per_case_side_effects=False)))
+            reporter_name=o.caller_name, reporter_phone=o.caller_phone, per_case_side_effects=False,
+            proposal=proposals.get(i, (None, None))[1])))
     for i, res in zip(todo, intake_many(session, batch), strict=True):
         created += 0 if res["linked"] else 1
         linked += 1 if res["linked"] else 0
@@ -912,6 +932,12 @@ def ingest_signal(session: Session, principal: Principal, body: schemas.SignalIn
     observed = body.observed_at or at
     probs = check_media(session, body.media, ["body", "media"])
     cat = ref.resolve_category(session, body.category_code, ["body", "category_code"]) if body.category_code else None
+    proposal = None
+    if cat is None:  # smart dispatch: a confident proposal from the alert's type and text opens the case
+        text = " ".join(str(x) for x in (body.signal_type, body.payload.get("text"), body.payload.get("description")) if x)
+        cat, proposal = propose_category_hook(session, [text], body.source, [["body", "category_code"]], strict=False)[0]
+        if proposal is not None and proposal["needs_review"]:
+            cat = None
     where = _locate_one(session, body.lon, body.lat, ["body"])
     if probs:
         raise InvalidInput(probs)
@@ -941,7 +967,8 @@ def ingest_signal(session: Session, principal: Principal, body: schemas.SignalIn
             source=body.source, channel="sensor", cat=cat, lon=body.lon, lat=body.lat, where=where, at=observed,
             title=f"{cat.name_zh}（{'视频AI' if body.source == 'video_ai' else '物联感知'} {body.device_id}）"[:200],
             description=f"{body.signal_type}" + (f" 置信度 {body.confidence:.2f}" if body.confidence is not None else ""),
-            urgency=cat.urgency_default, external_id=None, reporter_name=None, media=tuple(body.media), dedupe=False))
+            urgency=cat.urgency_default, external_id=None, reporter_name=None, media=tuple(body.media), dedupe=False,
+            proposal=proposal))
         case_id = result_case["case_id"]
     sid = int(session.execute(insert(SIGNALS_T).values(
         source=body.source, device_id=body.device_id, signal_type=body.signal_type, signal_key=key,
@@ -1005,3 +1032,48 @@ def list_signals(session: Session, principal: Principal, *, outcome: str | None 
 
 def conflict(msg: str) -> Conflict:
     return Conflict([Problem(msg, [], "conflict")])
+
+
+# ---------------------------------------------------------------- smart dispatch hook (issue 14)
+# The only place intake talks to cityops.ai: a report, a 12345 order or a signal without a category
+# gets the classifier's proposal (category from the text, place), stored with the case it creates.
+
+
+def _report_text(title: str | None, description: str | None) -> str:
+    return " ".join(x for x in (title, description) if x and x.strip())
+
+
+def propose_category_hook(session: Session, texts: list[str], channel: str, locs: list[list[str | int]], *,
+                          strict: bool = True) -> list[tuple[ref.CategoryInfo | None, dict[str, Any] | None]]:
+    """(category, proposal) per text, the category being the top candidate. ``strict``: an empty
+    text or no trained model is an error naming ``locs``; otherwise (signals) (None, None)."""
+    from cityops.ai import service as smart
+
+    probs = [Problem("category_code is required when there is no text to classify (无类别时须提供问题描述)", loc)
+             for t, loc in zip(texts, locs, strict=True) if not t.strip()]
+    if probs:
+        if strict:
+            raise InvalidInput(probs)
+        return [(None, None)] * len(texts)
+    try:
+        got = smart.classify_many(session, texts, [channel] * len(texts))
+    except InvalidInput as exc:
+        if not strict:
+            return [(None, None)] * len(texts)
+        raise InvalidInput([Problem(f"category_code is required: {exc.problems[0].msg}", loc) for loc in locs])
+    out: list[tuple[ref.CategoryInfo | None, dict[str, Any] | None]] = []
+    for p in got:
+        top = p["candidates"][0]["category_code"] if p["candidates"] else None
+        out.append((ref.resolve_category(session, top) if top else None, p))
+    return out
+
+
+def store_proposals_hook(session: Session, batch: list[tuple[Principal, IntakeItem]],
+                         results: list[dict[str, Any] | None]) -> None:
+    """Store the proposals of the items that created a case (a linked report keeps its case's)."""
+    items = [(int(r["case_id"]), it.source, it.proposal) for (_p, it), r in zip(batch, results, strict=True)
+             if it.proposal is not None and r is not None and not r["linked"]]
+    if items:
+        from cityops.ai import service as smart
+
+        smart.store_proposals(session, items)

@@ -1159,3 +1159,11 @@ def case_counts_by_category(session: Session) -> dict[int, int]:
 
 def conflict(msg: str, loc: list[str | int]) -> Conflict:
     return Conflict([Problem(msg, loc, "conflict")])
+
+
+def active_catalogue_code(session: Session) -> str | None:
+    """The code of the active catalogue version (e.g. GBT47678.5-2026-SJ), or None."""
+    vid = catalogue(session).active_id
+    if vid is None:
+        return None
+    return session.scalar(select(CatalogueVersion.code).where(CatalogueVersion.id == vid))

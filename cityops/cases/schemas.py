@@ -24,8 +24,9 @@ PHONE = r"^[0-9+\- ]{3,30}$"
 class ReportBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    category_code: str = Field(min_length=4, max_length=16, pattern=r"^\d+$",
-                               description="类别代码 category code of the catalogue (e.g. 20102 / 206010)")
+    category_code: str | None = Field(default=None, min_length=4, max_length=16, pattern=r"^\d+$",
+                                      description="类别代码 category code of the catalogue (e.g. 20102 / 206010); "
+                                                  "none: proposed from title/description (智能派单)")
     lat: float = Field(ge=-90, le=90, description="纬度 WGS-84")
     lon: float = Field(ge=-180, le=180, description="经度 WGS-84")
     title: str | None = Field(default=None, max_length=200)
@@ -85,7 +86,8 @@ class HotlineOrder(BaseModel):
 
     order_id: str = Field(min_length=1, max_length=64, description="热线工单编号 (kept as external_id)")
     received_at: AwareDatetime
-    category_code: str = Field(min_length=4, max_length=16, pattern=r"^\d+$")
+    category_code: str | None = Field(default=None, min_length=4, max_length=16, pattern=r"^\d+$",
+                                      description="none: proposed from title/content (智能派单)")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     grid_code: str | None = Field(default=None, pattern=r"^\d{15}$")

@@ -161,3 +161,62 @@ def workflow_table(session: Session) -> dict[str, Any]:
 
 def problem(msg: str, loc: list[str | int]) -> Problem:
     return Problem(msg, loc)
+
+
+# ---------------------------------------------------------------- smart dispatch (cityops.ai) needs
+
+
+def case_text(session: Session, principal: Principal, case_ref: int | str) -> dict[str, Any]:
+    """What the classifier reads of a case (title + description) and where it is; scoped like
+    ``get_case`` (404 outside the principal's area)."""
+    c = get_case(session, principal, str(case_ref))
+    text = " ".join(x for x in (c.title, c.description) if x)
+    return {"case_id": c.id, "text": text, "channel": c.source, "category_code": c.category_code,
+            "street_code": c.street_code, "community_code": c.community_code, "grid_code": c.grid_code}
+
+
+def change_category(session: Session, principal: Principal, case_id: int, category_code: str, *,
+                    reason: str | None = None) -> dict[str, Any]:
+    """Re-categorise an open case (a dispatcher correcting the proposed category): category, kind
+    and the routing proposal follow; a timeline event and an audit row record it. Does not commit."""
+    from cityops.cases.models import CaseEvent
+    from cityops.errors import InvalidInput as _Invalid
+
+    c = get_case(session, principal, str(case_id))
+    if c.state not in reference.OPEN_STATES:
+        raise _Invalid([Problem(f"case {c.case_no} is not open ({c.state}): its category stays", ["body", "category_code"])])
+    cat = reference.resolve_category(session, category_code, ["body", "category_code"])
+    old = c.category_code
+    if cat.code == old:
+        return {"case_id": c.id, "category_code": old, "changed": False}
+    c.category_id, c.category_code, c.kind = cat.id, cat.code, cat.kind
+    c.proposed_department_code = reference.propose_route(session, cat, c.grid_code, c.street_code).department_code
+    at = sla.now()
+    c.updated_at = at
+    session.add(CaseEvent(case_id=c.id, at=at, actor=principal.username, actor_account_id=principal.account_id,
+                          actor_roles=principal.role_label()[:200], department_code=principal.department_code,
+                          action="recategorise", from_state=c.state, to_state=c.state, note=reason,
+                          data={"from": old, "to": cat.code}, attachments=[]))
+    from cityops.security import audit
+
+    audit.record(session, principal, "case.recategorise", "case", str(c.id), detail={"from": old, "to": cat.code})
+    session.flush()
+    return {"case_id": c.id, "category_code": cat.code, "changed": True}
+
+
+def routing_overrides(session: Session) -> list[dict[str, Any]]:
+    """Dispatches where the dispatcher chose another department than the proposal (training data
+    of smart dispatch): routing decision id, the case's text, category, place and the chosen unit."""
+    from sqlalchemy import select as _select
+
+    from cityops.cases.models import Case, RoutingDecision
+
+    rows = session.execute(_select(RoutingDecision.id, RoutingDecision.case_id, RoutingDecision.chosen_department_code,
+                                   RoutingDecision.actor, Case.title, Case.description, Case.source, Case.category_code,
+                                   Case.street_code, Case.community_code, Case.grid_code)
+                           .join(Case, Case.id == RoutingDecision.case_id)
+                           .where(RoutingDecision.overridden.is_(True)).order_by(RoutingDecision.id)).all()
+    return [{"routing_decision_id": r.id, "case_id": r.case_id, "department_code": r.chosen_department_code,
+             "actor": r.actor, "text": " ".join(x for x in (r.title, r.description) if x), "channel": r.source,
+             "category_code": r.category_code, "street_code": r.street_code, "community_code": r.community_code,
+             "grid_code": r.grid_code} for r in rows]

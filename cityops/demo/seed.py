@@ -19,6 +19,7 @@ DOMAIN_SEEDS = [
     "cityops.cases.seed",
     "cityops.cases.evaluation",
     "cityops.console.seed",
+    "cityops.ai.seed",
 ]
 
 

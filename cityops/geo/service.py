@@ -251,3 +251,20 @@ def area_detail(session: Session, code: str) -> dict[str, Any]:
         "responsible": [{**r, "phone": mask_phone(r.get("phone"))} for r in (a.responsible or [])],
         "street_code": street, "community_code": community, "children": count_children(session, code),
     }
+
+
+def area_names(session: Session, levels: tuple[str, ...] = ("street", "community", "grid")) -> list[tuple[str, str, str, str | None]]:
+    """(code, level, name, parent code) of the current areas of ``levels``, without geometry (the
+    place-name gazetteer of smart dispatch, cityops.ai.place)."""
+    rows = session.execute(select(Area.code, Area.level, Area.name, Area.parent_code)
+                           .where(Area.valid_to.is_(None), Area.level.in_(levels)).order_by(Area.code)).all()
+    return [(r.code, r.level, r.name, r.parent_code) for r in rows]
+
+
+def area_point(session: Session, code: str) -> tuple[float, float] | None:
+    """A point inside a current area (its representative point, lon/lat), or None."""
+    geom = session.scalar(select(Area.geom).where(Area.code == code, Area.valid_to.is_(None)))
+    if geom is None:
+        return None
+    p = geom.representative_point()
+    return float(p.x), float(p.y)

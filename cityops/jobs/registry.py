@@ -22,6 +22,7 @@ Handler = Callable[[Session, dict[str, Any]], Any]
 HANDLER_MODULES: list[str] = [
     "cityops.cases.jobs",
     "cityops.console.jobs",
+    "cityops.ai.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}

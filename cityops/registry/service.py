@@ -45,7 +45,7 @@ from cityops.registry.codes import (
     check_component_code,
     standard_ref,
 )
-from cityops.registry.models import MODELS, SPATIAL_KINDS, Building, Household, Person
+from cityops.registry.models import MODELS, SPATIAL_KINDS, Building, Household, Organisation, Person, Place
 from cityops.security import audit, masking, scope
 from cityops.security.principal import Principal, code_prefix_clause
 from cityops.security.privacy import F, check_unmask, declare_fields, mask_record
@@ -1028,4 +1028,48 @@ def counts(session: Session, principal: Principal, *, area_code: str | None = No
         if not principal.can(READ_PERMISSION[kind]):
             continue
         out[kind] = count_of(session, query(session, principal, kind, area_code=area_code, as_of=as_of))
+    return out
+
+
+_ROAD = re.compile(r"([\u4e00-\u9fff]{1,6}?(?:公路|大道|大街|路|街))(?:\d|近|与|和|$)")
+
+
+def place_names(session: Session) -> list[tuple[str, str, str, str, str]]:
+    """Names a complaint may use for a place of the base data, current versions only: residential
+    compounds (小区), key places (重点场所), organisations, and the roads of building and place
+    addresses — as (name, kind, grid_code, community_code, street_code). A road runs through
+    several grids: it is listed once per (road, street) with the grid of one of its buildings.
+    The gazetteer of smart dispatch (cityops.ai.place); no personal data (households, persons)."""
+    out: list[tuple[str, str, str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(name: str | None, kind: str, grid: str, community: str, street: str, key: str | None = None) -> None:
+        if not name or len(name) < 2:
+            return
+        k = (name, key or grid)
+        if k not in seen:
+            seen.add(k)
+            out.append((name, kind, grid, community, street))
+
+    def road_of(address: str | None, street_name: str | None) -> str | None:
+        if not address:
+            return None
+        a = address.replace("上海市", "").replace("松江区", "")
+        if street_name and a.startswith(street_name):
+            a = a[len(street_name):]
+        m = _ROAD.match(a)
+        return m.group(1) if m else None
+
+    streets = dict(session.execute(select(Area.code, Area.name).where(Area.level == "street", Area.valid_to.is_(None))).all())
+    for r in session.execute(select(Building.compound, Building.address, Building.grid_code, Building.community_code,
+                                    Building.street_code).where(Building.valid_to.is_(None))):
+        add(r.compound, "compound", r.grid_code, r.community_code, r.street_code)
+        add(road_of(r.address, streets.get(r.street_code)), "road", r.grid_code, r.community_code, r.street_code, r.street_code)
+    for p in session.execute(select(Place.name, Place.address, Place.grid_code, Place.community_code, Place.street_code)
+                             .where(Place.valid_to.is_(None))):
+        add(p.name, "place", p.grid_code, p.community_code, p.street_code)
+        add(road_of(p.address, streets.get(p.street_code)), "road", p.grid_code, p.community_code, p.street_code, p.street_code)
+    for o in session.execute(select(Organisation.name, Organisation.grid_code, Organisation.community_code,
+                                    Organisation.street_code).where(Organisation.valid_to.is_(None))):
+        add(o.name, "organisation", o.grid_code, o.community_code, o.street_code)
     return out

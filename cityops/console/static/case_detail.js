@@ -231,6 +231,20 @@ async function renderAll(withThread = true) {
 async function refresh() {
   detail = await api(`/api/v1/cases/${caseId}`);
   await renderAll();
+  renderProposal();
+}
+
+// smart dispatch: the classifier's proposal stored at intake, with its confidence
+async function renderProposal() {
+  let p = null;
+  try { p = await api(`/api/v1/cases/${caseId}/proposal`, { noRedirect: true }); } catch (e) { return; }
+  if (!p || !p.candidates || !p.candidates.length) return;
+  const dl = document.getElementById("case-kv");
+  const top = p.candidates.slice(0, 3).map((c) => `${c.name_zh}（${c.category_code}）${Math.round(c.score * 100)}%`);
+  kv(dl, t("case.smart"), top.join("、") + (p.needs_review ? ` · ${t("case.smart.review")}` : ""));
+  if (p.place && p.place.street_code) {
+    kv(dl, t("case.smart.place"), `${(p.place.matched || []).map((m) => m.text).join("、")} → ${p.place.grid_code || p.place.community_code || p.place.street_code}（${Math.round(p.place.score * 100)}%）`);
+  }
 }
 
 document.getElementById("thread-form").addEventListener("submit", async (ev) => {

@@ -86,6 +86,40 @@ function renderCats() {
 }
 catSearch.addEventListener("input", renderCats);
 
+// ---------------------------------------------------------------- category proposed from the description
+// (smart dispatch): a debounced call while the citizen types; they confirm ("use it") or skip.
+const suggestBox = document.getElementById("suggest");
+let suggestTimer = null;
+let suggested = null;
+let skipped = false;
+
+async function suggest() {
+  const text = form.description.value.trim();
+  if (text.length < 4 || skipped || chosen) { suggestBox.hidden = true; return; }
+  try {
+    const res = await api("/api/v1/public/classify", { method: "POST", body: { text, channel: "app" }, noRedirect: true });
+    const top = res.candidates && res.candidates[0];
+    if (!top) { suggestBox.hidden = true; return; }
+    suggested = categories.find((c) => c.code === top.category_code) || { code: top.category_code, name: top.name_zh };
+    document.getElementById("suggest-name").textContent = `${catLabel(suggested)}（${top.category_code}）`;
+    document.getElementById("suggest-score").textContent = `${Math.round(top.score * 100)}%`;
+    suggestBox.dataset.review = res.needs_review ? "1" : "0";
+    suggestBox.hidden = false;
+  } catch (e) { suggestBox.hidden = true; /* a suggestion is a convenience */ }
+}
+form.description.addEventListener("input", () => {
+  clearTimeout(suggestTimer);
+  suggestTimer = setTimeout(suggest, 600);
+});
+document.getElementById("suggest-use").addEventListener("click", () => {
+  if (!suggested) return;
+  chosen = suggested;
+  document.getElementById("cat-chosen").textContent = `${catLabel(chosen)}（${chosen.code}）`;
+  suggestBox.hidden = true;
+  renderCats();
+});
+document.getElementById("suggest-skip").addEventListener("click", () => { skipped = true; suggestBox.hidden = true; });
+
 // ---------------------------------------------------------------- photos
 const photoInput = document.getElementById("photos");
 photoInput.addEventListener("change", () => {
@@ -156,13 +190,13 @@ form.addEventListener("submit", async (ev) => {
   const description = form.description.value.trim();
   if (!point) return fail(t("report.need_location"));
   if (point.outside) return fail(t("report.outside"));
-  if (!chosen) return fail(t("report.need_category"));
   if (!description) return fail(t("report.need_description"));
+  if (!chosen && description.length < 4) return fail(t("report.need_category"));
   const btn = document.getElementById("submit");
   btn.disabled = true;
   try {
     const body = {
-      category_code: chosen.code, lat: point.lat, lon: point.lon, description,
+      category_code: chosen ? chosen.code : null, lat: point.lat, lon: point.lon, description,
       address: form.address.value.trim() || null, media: await uploadPhotos(),
     };
     if (!staff && form.contact && form.contact.value.trim()) body.reporter_phone = form.contact.value.trim();
