@@ -33,6 +33,10 @@ from cityops.db import Base, UTCDateTime, utcnow
 # ---------------------------------------------------------------- reference data
 
 
+
+# the reporter's personal data (masked on output, never leaves the safe room)
+REPORTER_PI = {"sensitive": True, "pi_class": "S2", "data_class": "一般", "label": "一般个人信息"}
+
 class Department(Base):
     """A handling unit (专业部门: 主管/权属/养护) or a 街镇城运中心. ``code`` is what accounts carry
     in ``department_code``."""
@@ -233,8 +237,8 @@ class Case(Base):
     state: Mapped[str] = mapped_column(String(20), default="reported")
     prev_state: Mapped[str | None] = mapped_column(String(20))
     # reporter (sensitive: masked on every output)
-    reporter_name: Mapped[str | None] = mapped_column(String(60))
-    reporter_phone: Mapped[str | None] = mapped_column(String(30))
+    reporter_name: Mapped[str | None] = mapped_column(String(60), info=REPORTER_PI)
+    reporter_phone: Mapped[str | None] = mapped_column(String(30), info=REPORTER_PI)
     reporter_account_id: Mapped[int | None] = mapped_column(Integer)
     reporter_count: Mapped[int] = mapped_column(Integer, default=1)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
@@ -352,8 +356,8 @@ class CaseReport(Base):
     source: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(16), default="api")
     external_id: Mapped[str | None] = mapped_column(String(64))
-    reporter_name: Mapped[str | None] = mapped_column(String(60))
-    reporter_phone: Mapped[str | None] = mapped_column(String(30))
+    reporter_name: Mapped[str | None] = mapped_column(String(60), info=REPORTER_PI)
+    reporter_phone: Mapped[str | None] = mapped_column(String(30), info=REPORTER_PI)
     reporter_account_id: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(Text)
     lon: Mapped[float] = mapped_column(Float)

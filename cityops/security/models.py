@@ -215,7 +215,7 @@ class SafeRoomQuery(Base):
     count_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     # other aggregate outputs (sums, averages) hidden together with a small group's counts
     measure_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(12), default="proposed")  # proposed/approved/rejected/retired
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending/approved/rejected/retired (saferoom_lifecycle.json)
     proposed_by: Mapped[str | None] = mapped_column(String(64))
     approved_by: Mapped[str | None] = mapped_column(String(64))
     approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,12 +1,14 @@
 """The data safe room (数据安全屋, "可用不可见").
 
 Analysts reach sensitive tables only through named, parameterised aggregate queries stored as
-rows. A query is proposed (``saferoom.query``), checked (one read-only SELECT, bound parameters
-only, an aggregate ``count(...)`` and GROUP BY, no account/credential/audit tables), approved by a
-安全管理员 (``saferoom.approve``; not by its proposer), and then run by analysts with typed
-parameters. Every count cell below k (``settings.safe_room_k``) comes back null and flagged, and
-a small group's other aggregates (``measure_columns``) with it; a result without the declared
-count columns is refused (so row-level data never leaves). Each run is audited with its
+rows. A query is proposed (``saferoom.query``) and checked on its parse tree
+(``cityops.security.saferoom_sql``: one SELECT over allow-listed tables, aggregate output only,
+sensitive columns never output or grouped by, bound parameters only); decided by a 安全管理员
+(``saferoom.approve``) other than its proposer, only while it is pending (a lifecycle table:
+``data/saferoom_lifecycle.json``); then run by analysts with typed parameters. A run checks the
+query again, and every group whose size (the first count column) is below k
+(``settings.safe_room_k``) is dropped whole, keys included; the answer says how many groups were
+dropped and, when that is at least k, how many rows they held. Each run is audited with its
 parameters. The query runs in a read-only transaction.
 """
 
@@ -15,54 +17,65 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
-from cityops.security import audit, clock
+from cityops.lifecycle import Context, Machine
+from cityops.lifecycle import service as lifecycle
+from cityops.models import load_all
+from cityops.security import audit, clock, saferoom_sql
 from cityops.security.models import SafeRoomQuery
 from cityops.security.principal import Principal
 
 MAX_ROWS = 5000
-FORBIDDEN_WORDS = ("insert", "update", "delete", "drop", "alter", "create", "attach", "detach", "pragma", "copy",
-                   "grant", "revoke", "truncate", "vacuum", "into", "exec", "execute", "call", "lock", "listen",
-                   "notify", "load_extension", "pg_sleep", "pg_read_file", "pg_read_binary_file", "dblink",
-                   "lo_import", "lo_export", "set_config", "returning")
-FORBIDDEN_TABLES = ("account", "account_role", "auth_session", "api_key", "password_history", "audit_log",
-                    "export_request", "saferoom_query", "role_permission", "pg_shadow", "pg_authid",
-                    "sqlite_master", "sqlite_schema")
+# Never readable in the safe room, whatever the allow-list says.
+FORBIDDEN_TABLES = frozenset({"account", "account_role", "auth_session", "api_key", "password_history", "audit_log",
+                              "export_request", "saferoom_query", "role_permission", "role", "permission"})
 PARAM_TYPES = {"string", "integer", "number", "date", "boolean"}
-_PARAM_RE = re.compile(r"(?<![:\w\\]):([A-Za-z_]\w*)(?!:)")
+DATA = Path(__file__).resolve().parent / "data"
+
+# Tables the safe room may read: base data, cases, areas; other domains add theirs with ``allow_table``.
+_allowed: dict[str, set[str]] = {}  # table -> extra sensitive columns beyond the models' marks
+_DEFAULT_TABLES = ("registry_building", "registry_household", "registry_person", "registry_facility",
+                   "registry_organisation", "registry_place", "case_file", "area")
+
+
+def allow_table(name: str, sensitive: set[str] | None = None) -> None:
+    """Let the safe room read ``name``; ``sensitive`` adds columns to the models' own marks."""
+    if name in FORBIDDEN_TABLES:
+        raise ValueError(f"{name} may never be read in the safe room")
+    _allowed.setdefault(name, set()).update(sensitive or set())
+
+
+for _t in _DEFAULT_TABLES:
+    allow_table(_t)
+
+
+def sensitive_columns() -> dict[str, set[str]]:
+    """table -> sensitive columns: the models' ``info={"sensitive": True}`` marks plus ``allow_table``'s."""
+    out: dict[str, set[str]] = {t: set(extra) for t, extra in _allowed.items()}
+    for table in load_all().metadata.tables.values():
+        marked = {c.name for c in table.columns if c.info.get("sensitive")}
+        if marked:
+            out.setdefault(table.name, set()).update(marked)
+    return out
 
 
 def placeholders(sql: str) -> set[str]:
-    return set(_PARAM_RE.findall(sql))
+    return saferoom_sql.placeholders(sql)
 
 
-def check_sql(sql: str, params_schema: dict[str, Any], count_columns: list[str]) -> list[Problem]:
-    """Static checks of a proposed query; every problem names the field."""
-    problems: list[Problem] = []
-    body = sql.strip().rstrip(";").strip()
-    low = body.lower()
-    loc: list[str | int] = ["body", "sql"]
-    if not re.match(r"^(select|with)\b", low):
-        problems.append(Problem("只允许 SELECT 查询 only a SELECT (or WITH ... SELECT) is allowed", loc, "not_select"))
-    if ";" in body:
-        problems.append(Problem("只允许一条语句 one statement only", loc, "multiple_statements"))
-    if "--" in body or "/*" in body:
-        problems.append(Problem("不允许注释 no comments", loc, "comment"))
-    for w in FORBIDDEN_WORDS:
-        if re.search(rf"\b{w}\b", low):
-            problems.append(Problem(f"不允许的关键字 forbidden keyword {w!r}", loc, "forbidden_keyword"))
-    for t in FORBIDDEN_TABLES:
-        if re.search(rf"\b{t}\b", low):
-            problems.append(Problem(f"安全屋不得访问表 {t} the safe room may not read {t!r}", loc, "forbidden_table"))
-    if not re.search(r"\bcount\s*\(", low) or not re.search(r"\bgroup\s+by\b", low):
-        problems.append(Problem("须为聚合查询：含 count(...) 与 GROUP BY（不得返回明细行） an aggregate query with "
-                                "count(...) and GROUP BY is required (no row-level results)", loc, "not_aggregate"))
-    used = placeholders(body)
+def check_sql(sql: str, params_schema: dict[str, Any], count_columns: list[str],
+              measure_columns: list[str] | None = None, dialect: str = "sqlite") -> list[Problem]:
+    """The rules (``saferoom_sql.check``) plus the declared parameters and columns; every problem
+    names the field."""
+    checked, problems = saferoom_sql.check(sql, allowed_tables=set(_allowed) - FORBIDDEN_TABLES,
+                                           sensitive=sensitive_columns(), dialect=dialect)
+    used = placeholders(sql)
     for name in sorted(used - set(params_schema)):
         problems.append(Problem(f"参数 :{name} 未在参数说明中声明 parameter :{name} is not declared",
                                 ["body", "params_schema"], "undeclared"))
@@ -73,10 +86,50 @@ def check_sql(sql: str, params_schema: dict[str, Any], count_columns: list[str])
         if name not in used:
             problems.append(Problem(f"参数 {name} 未在 SQL 中使用 parameter {name} not used in the SQL",
                                     ["body", "params_schema", name], "unused"))
-    for i, c in enumerate(count_columns):
-        if not re.fullmatch(r"[A-Za-z_]\w*", c):
-            problems.append(Problem(f"列名无效 bad column name {c!r}", ["body", "count_columns", i], "pattern"))
+    outputs = set(checked.outputs) if checked else None
+    for field_name, cols in (("count_columns", count_columns), ("measure_columns", measure_columns or [])):
+        for i, c in enumerate(cols):
+            if not re.fullmatch(r"[A-Za-z_]\w*", c):
+                problems.append(Problem(f"列名无效 bad column name {c!r}", ["body", field_name, i], "pattern"))
+            elif outputs is not None and c not in outputs:
+                problems.append(Problem(f"查询没有输出列 {c} the query has no output column {c!r}",
+                                        ["body", field_name, i], "unknown_column"))
     return problems
+
+
+def _dialect(session: Session) -> str:
+    return "postgres" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
+# ---------------------------------------------------------------------------------------------- lifecycle
+
+
+def _not_proposer(ctx: Context) -> str | None:
+    if ctx.obj.proposed_by == ctx.principal.username:
+        return "不得审批本人提交的查询 you may not decide on your own query (separation of duties)"
+    return None
+
+
+def _approved(ctx: Context) -> None:
+    problems = check_sql(ctx.obj.sql, ctx.obj.params_schema, ctx.obj.count_columns, ctx.obj.measure_columns,
+                         _dialect(ctx.session))
+    if problems:
+        raise InvalidInput(problems)
+    ctx.obj.approved_by = ctx.principal.username
+    ctx.obj.approved_at = clock.now()
+
+
+MACHINE = Machine(
+    name="saferoom_query",
+    states={"pending": {"zh": "待审批", "en": "pending"}, "approved": {"zh": "已批准", "en": "approved"},
+            "rejected": {"zh": "已驳回", "en": "rejected"}, "retired": {"zh": "已停用", "en": "retired"}},
+    actions={"approve": {"zh": "批准", "en": "approve"}, "reject": {"zh": "驳回", "en": "reject"},
+             "retire": {"zh": "停用", "en": "retire"}},
+    default_permission="saferoom.approve",
+    effects={"approved": _approved},
+    actor_check=_not_proposer,
+    state_attr="status")
+TABLE = MACHINE.load_file(DATA / "saferoom_lifecycle.json")
 
 
 def propose(session: Session, principal: Principal, name: str, title: str, sql: str,
@@ -84,11 +137,11 @@ def propose(session: Session, principal: Principal, name: str, title: str, sql: 
             measure_columns: list[str] | None = None) -> SafeRoomQuery:
     if session.scalar(select(SafeRoomQuery.id).where(SafeRoomQuery.name == name)) is not None:
         raise Conflict([Problem(f"查询名已存在 query {name!r} exists", ["body", "name"], "exists")])
-    problems = check_sql(sql, params_schema, count_columns)
+    problems = check_sql(sql, params_schema, count_columns, measure_columns, _dialect(session))
     if problems:
         raise InvalidInput(problems)
     row = SafeRoomQuery(name=name, title=title, sql=sql.strip().rstrip(";"), params_schema=params_schema,
-                        count_columns=count_columns, measure_columns=measure_columns or [], status="proposed",
+                        count_columns=count_columns, measure_columns=measure_columns or [], status="pending",
                         proposed_by=principal.username, created_at=clock.now())
     session.add(row)
     session.flush()
@@ -104,19 +157,10 @@ def _get(session: Session, name: str) -> SafeRoomQuery:
 
 
 def decide(session: Session, principal: Principal, name: str, approve: bool) -> SafeRoomQuery:
+    """Approve or reject a pending query (409 once decided; 403 for its proposer)."""
     row = _get(session, name)
-    if row.proposed_by == principal.username:
-        raise Forbidden([Problem("不得审批本人提交的查询 you may not approve your own query", ["path", "name"],
-                                 "separation_of_duties")])
-    if approve:
-        problems = check_sql(row.sql, row.params_schema, row.count_columns)
-        if problems:
-            raise InvalidInput(problems)
-    row.status = "approved" if approve else "rejected"
-    row.approved_by = principal.username if approve else None
-    row.approved_at = clock.now() if approve else None
-    audit.record(session, principal, "saferoom.approve" if approve else "saferoom.reject", "saferoom_query", name,
-                 detail={"sql": row.sql})
+    lifecycle.perform(session, principal, TABLE, row, "approve" if approve else "reject",
+                      audit_detail={"sql": row.sql})
     return row
 
 
@@ -228,6 +272,13 @@ def run(session: Session, principal: Principal, name: str, params: dict[str, Any
         raise Forbidden([Problem(f"查询未获安全管理员批准 query {name!r} is {row.status}, not approved", ["path", "name"],
                                  "not_approved")])
     values = _coerce(row.params_schema, params)
+    problems = check_sql(row.sql, row.params_schema, row.count_columns, row.measure_columns, _dialect(session))
+    if problems:  # approved under older rules: it must be proposed again
+        audit.record(session, principal, "saferoom.run", "saferoom_query", name, result="refused",
+                     detail={"params": values, "reason": problems[0].msg})
+        raise Conflict([Problem(f"查询不符合现行安全屋规则，须重新提交 the query no longer passes the safe-room rules "
+                                f"and must be proposed again: {problems[0].msg}", ["path", "name"], "stale_rules")],
+                       persist=True)
     try:
         cols, data = _execute_read_only(session, row.sql, values)
     except Exception as exc:  # noqa: BLE001 - a DB error of an approved query: report, audit, no data
@@ -235,46 +286,35 @@ def run(session: Session, principal: Principal, name: str, params: dict[str, Any
                      detail={"params": values, "error": type(exc).__name__})
         raise InvalidInput([Problem(f"查询执行失败 query failed: {type(exc).__name__}", ["path", "name"], "db_error")],
                            persist=True)
-    missing = [c for c in row.count_columns if c not in cols]
     problems = [Problem(f"结果缺少计数列 {c}（拒绝返回） result lacks count column {c!r}: refused", ["path", "name"],
-                        "shape") for c in missing]
+                        "shape") for c in row.count_columns if c not in cols]
     if len(data) > MAX_ROWS:
         problems.append(Problem(f"结果超过 {MAX_ROWS} 行 more than {MAX_ROWS} groups: refused", ["path", "name"], "shape"))
     if not problems:
-        for r in data:
-            for c in row.count_columns:
-                v = r[cols.index(c)]
-                if v is not None and not isinstance(v, int):
-                    problems.append(Problem(f"计数列 {c} 不是整数 count column {c!r} is not an integer: refused",
-                                            ["path", "name"], "shape"))
-                    break
-            if problems:
-                break
+        idx = [cols.index(c) for c in row.count_columns]
+        if any(r[i] is not None and (isinstance(r[i], bool) or not isinstance(r[i], int)) for r in data for i in idx):
+            problems.append(Problem("计数列不是整数（拒绝返回） a count column is not an integer: refused",
+                                    ["path", "name"], "shape"))
     if problems:
         audit.record(session, principal, "saferoom.run", "saferoom_query", name, result="refused",
                      detail={"params": values, "reason": problems[0].msg})
         raise InvalidInput(problems, persist=True)
-    size_col = row.count_columns[0]
-    suppressed = 0
-    out_rows: list[dict[str, Any]] = []
+    size = cols.index(row.count_columns[0])
+    kept: list[dict[str, Any]] = []
+    dropped_groups = dropped_rows = 0
     for r in data:
-        rec = dict(zip(cols, r, strict=True))
-        flags: list[str] = []
-        small_group = rec[size_col] is not None and 0 < rec[size_col] < k
-        for c in row.count_columns:
-            if rec[c] is not None and 0 < rec[c] < k:
-                rec[c] = None
-                flags.append(c)
-        if small_group:
-            for c in row.measure_columns:
-                if c in rec and rec[c] is not None:
-                    rec[c] = None
-                    flags.append(c)
-        suppressed += len(flags)
-        rec["_suppressed"] = flags
-        out_rows.append({key: _jsonable(v) for key, v in rec.items()})
+        n = r[size] or 0
+        if 0 < n < k:  # the whole group goes: its keys would identify its few members
+            dropped_groups += 1
+            dropped_rows += n
+            continue
+        kept.append({key: _jsonable(v) for key, v in zip(cols, r, strict=True)})
+    reported_rows = dropped_rows if dropped_rows >= k else None
     audit.record(session, principal, "saferoom.run", "saferoom_query", name,
-                 detail={"params": values, "groups": len(out_rows), "suppressed_cells": suppressed, "k": k})
-    return {"name": name, "k": k, "columns": cols, "rows": out_rows, "suppressed_cells": suppressed,
-            "note": f"计数小于 {k} 的单元格已抑制（null，见 _suppressed） cells with a count below {k} are "
-                    "suppressed (null, listed in _suppressed)"}
+                 detail={"params": values, "groups": len(kept), "suppressed_groups": dropped_groups, "k": k})
+    return {"name": name, "k": k, "columns": cols, "rows": kept, "suppressed_groups": dropped_groups,
+            "suppressed_rows": reported_rows,
+            "note": f"人数少于 {k} 的分组已整组删除（{dropped_groups} 组"
+                    + (f"，共 {dropped_rows} 人" if reported_rows is not None else f"，合计少于 {k} 人")
+                    + f"） groups with fewer than {k} persons are dropped whole ({dropped_groups} groups"
+                    + (f", {dropped_rows} persons)" if reported_rows is not None else f", fewer than {k} persons in all)")}

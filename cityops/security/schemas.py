@@ -252,5 +252,6 @@ class SafeRoomResult(BaseModel):
     k: int
     columns: list[str]
     rows: list[dict[str, Any]]
-    suppressed_cells: int
+    suppressed_groups: int = Field(description="groups under k, dropped whole (keys included)")
+    suppressed_rows: int | None = Field(description="persons in the dropped groups; null when fewer than k")
     note: str
