@@ -47,6 +47,12 @@ def test_export_import_roundtrip_and_errors_by_row(client, session):
     assert r.status_code == 201, r.text
     again = client.get(f"/api/v1/catalogue/versions/{code}/export", headers=h).json()["versions"][0]
     assert again["categories"] == v["categories"]
+    # the version's lifecycle: draft -> retired -> (retire again: 409 naming the state) ; never back to draft
+    st = f"/api/v1/catalogue/versions/{code}/status"
+    assert client.post(st, params={"status": "draft"}, headers=h).status_code == 422
+    assert client.post(st, params={"status": "retired"}, headers=h).status_code == 200
+    r = client.post(st, params={"status": "retired"}, headers=h)
+    assert r.status_code == 409 and r.json()["state"] == "retired" and r.json()["allowed_actions"] == ["publish"]
     # CSV round trip
     csv_text = client.get(f"/api/v1/catalogue/versions/{code}/export", params={"format": "csv"}, headers=h).text
     code2 = code + "-csv"

@@ -169,6 +169,8 @@ def test_unmasked_export_needs_an_approved_request(client, session):
                        json={"approve": True}).status_code == 403  # lacks export.approve
     r = client.post(f"/api/v1/security/export-requests/{rid}/decision", headers=hs, json={"approve": True})
     assert r.status_code == 200 and r.json()["status"] == "approved"
+    r = client.post(f"/api/v1/security/export-requests/{rid}/decision", headers=hs, json={"approve": False})
+    assert r.status_code == 409 and r.json()["state"] == "approved" and r.json()["allowed_actions"] == []
     other = Principal("someone_else", permissions=frozenset({"person.read"}))
     with pytest.raises(Forbidden):
         use_export_approval(session, other, "person", rid)

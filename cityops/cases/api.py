@@ -362,7 +362,7 @@ def catalogue_export(code: str = Path(..., max_length=60), format: str = Query("
 
 
 @router.post("/catalogue/versions/{code}/status", tags=["catalogue"], summary="发布/停用目录版本 Publish or retire")
-def catalogue_status(code: str = Path(..., max_length=60), status: str = Query(..., pattern=r"^(draft|published|retired)$"),
+def catalogue_status(code: str = Path(..., max_length=60), status: str = Query(..., pattern=r"^(published|retired)$"),
                      valid_from: dt.datetime | None = Query(None), principal: Principal = require("catalogue.write"),
                      session: Session = UnitOfWork) -> dict[str, Any]:
     if valid_from is not None and valid_from.tzinfo is None:

@@ -39,6 +39,8 @@ from cityops.cases.models import (
 )
 from cityops.db import database_key
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
+from cityops.lifecycle import Context, Machine
+from cityops.lifecycle import service as lifecycle
 from cityops.security import audit
 from cityops.security.principal import Principal
 
@@ -679,18 +681,36 @@ def list_categories(session: Session, version_code: str | None = None, *, kind: 
     return out
 
 
+def _valid_from(ctx: Context) -> None:
+    at = (ctx.body or {}).get("valid_from")
+    if at is not None:
+        ctx.obj.valid_from = at
+
+
+VERSION_MACHINE = Machine(
+    name="catalogue_version",
+    states={"draft": {"zh": "草稿", "en": "draft"}, "published": {"zh": "已发布", "en": "published"},
+            "retired": {"zh": "已停用", "en": "retired"}},
+    actions={"publish": {"zh": "发布", "en": "publish"}, "retire": {"zh": "停用", "en": "retire"}},
+    default_permission="catalogue.write", effects={"valid_from": _valid_from})
+VERSION_TABLE = VERSION_MACHINE.load_file(DATA / "catalogue_version_lifecycle.json")
+STATUS_ACTIONS = {"published": "publish", "retired": "retire"}
+
+
 def set_version_status(session: Session, principal: Principal, code: str, status: str,
                        valid_from: dt.datetime | None = None) -> dict[str, Any]:
+    """Publish or retire a catalogue version through its lifecycle table (a version never goes back
+    to draft; an illegal change is 409 naming the state and what is allowed)."""
     v = session.scalar(select(CatalogueVersion).where(CatalogueVersion.code == code))
     if v is None:
         raise NotFound([Problem(f"no catalogue version {code}", ["path", "code"], "not_found")])
-    if status not in ("draft", "published", "retired"):
-        raise InvalidInput([Problem("status must be draft, published or retired", ["body", "status"])])
-    v.status = status
-    if valid_from is not None:
-        v.valid_from = valid_from
+    action = STATUS_ACTIONS.get(status)
+    if action is None:
+        raise InvalidInput([Problem("status must be published or retired (a version never goes back to draft)",
+                                    ["query", "status"])])
+    lifecycle.perform(session, principal, VERSION_TABLE, v, action, {"valid_from": valid_from},
+                      audit_detail={"status": status})
     session.flush()
-    audit.record(session, principal, "catalogue.status", "catalogue_version", code, detail={"status": status})
     CACHE.drop(session, "catalogue")
     return version_out(v) | {"id": v.id}
 

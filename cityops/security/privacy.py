@@ -21,12 +21,15 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cityops.errors import Forbidden, InvalidInput, NotFound, Problem
+from cityops.lifecycle import Context, Machine
+from cityops.lifecycle import service as lifecycle
 from cityops.security import audit, clock, masking
 from cityops.security.models import AuditLog, ExportRequest
 from cityops.security.principal import Principal
@@ -189,22 +192,44 @@ def list_export_requests(session: Session, principal: Principal, status: str | N
     return list(session.scalars(stmt.limit(500)))
 
 
+def _decided(ctx: Context) -> None:
+    row, now = ctx.obj, clock.now()
+    row.decided_by, row.decided_at = ctx.principal.username, now
+    row.decision_note = (ctx.body or {}).get("note")
+    approve = ctx.transition is not None and ctx.transition.action == "approve"
+    row.expires_at = now + dt.timedelta(days=int((ctx.body or {}).get("valid_days", 7))) if approve else None
+
+
+def _not_requester(ctx: Context) -> str | None:
+    """Decisions are never the requester's; using the approval is only the requester's."""
+    mine = ctx.obj.requested_by == ctx.principal.username
+    if ctx.transition is not None and ctx.transition.action == "use":
+        return None if mine else "只能由申请人本人使用 only the requester may use the approval"
+    if mine:
+        return "不得审批本人的申请 you may not decide on your own request (separation of duties)"
+    return None
+
+
+EXPORT_MACHINE = Machine(
+    name="export_request",
+    states={"pending": {"zh": "待审批", "en": "pending"}, "approved": {"zh": "已批准", "en": "approved"},
+            "rejected": {"zh": "已驳回", "en": "rejected"}, "used": {"zh": "已使用", "en": "used"}},
+    actions={"approve": {"zh": "批准", "en": "approve"}, "reject": {"zh": "驳回", "en": "reject"},
+             "use": {"zh": "使用（一次性）", "en": "use (once)"}},
+    default_permission="export.approve", effects={"decided": _decided}, actor_check=_not_requester,
+    state_attr="status")
+EXPORT_TABLE = EXPORT_MACHINE.load_file(Path(__file__).resolve().parent / "data" / "export_lifecycle.json")
+
+
 def decide_export(session: Session, principal: Principal, request_id: int, approve: bool, note: str | None,
                   valid_days: int = 7) -> ExportRequest:
+    """Approve or reject a pending request (409 once decided; 403 for its requester)."""
     row = session.get(ExportRequest, request_id)
     if row is None:
         raise NotFound([Problem(f"申请不存在 no export request {request_id}", ["path", "request_id"], "not_found")])
-    if row.status != "pending":
-        raise InvalidInput([Problem(f"申请已处理 request already {row.status}", ["path", "request_id"], "state")])
-    if row.requested_by == principal.username:
-        raise Forbidden([Problem("不得审批本人的申请 you may not approve your own request", ["path", "request_id"],
-                                 "separation_of_duties")])
-    now = clock.now()
-    row.status = "approved" if approve else "rejected"
-    row.decided_by, row.decided_at, row.decision_note = principal.username, now, note
-    row.expires_at = now + dt.timedelta(days=valid_days) if approve else None
-    audit.record(session, principal, "export.approve" if approve else "export.reject", "export_request", row.id,
-                 detail={"note": note, "requested_by": row.requested_by, "object_type": row.object_type})
+    lifecycle.perform(session, principal, EXPORT_TABLE, row, "approve" if approve else "reject",
+                      {"note": note, "valid_days": valid_days},
+                      audit_detail={"note": note, "requested_by": row.requested_by, "object_type": row.object_type})
     return row
 
 
@@ -228,7 +253,9 @@ def use_export_approval(session: Session, principal: Principal, object_type: str
                      detail={"reason": problem})
         raise Forbidden([Problem(problem, ["query", "export_request_id"], "export_not_approved")], persist=True)
     assert row is not None
-    row.status = "used"
+    ctx = Context(session, principal, row, extra={"object_type": EXPORT_MACHINE.name})
+    EXPORT_TABLE.apply(ctx, EXPORT_TABLE.transitions[("approved", "use")])  # checked above: the requester's own
+    lifecycle.write_timeline(ctx, "approved", "used")
     audit.record(session, principal, "export.unmasked", object_type, request_id,
                  detail={"purpose": row.purpose, "approved_by": row.decided_by})
     return row
