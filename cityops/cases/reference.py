@@ -692,7 +692,7 @@ VERSION_MACHINE = Machine(
     states={"draft": {"zh": "草稿", "en": "draft"}, "published": {"zh": "已发布", "en": "published"},
             "retired": {"zh": "已停用", "en": "retired"}},
     actions={"publish": {"zh": "发布", "en": "publish"}, "retire": {"zh": "停用", "en": "retire"}},
-    default_permission="catalogue.write", effects={"valid_from": _valid_from})
+    default_permission="catalogue.write", effects={"valid_from": _valid_from}, state_attr="status")
 VERSION_TABLE = VERSION_MACHINE.load_file(DATA / "catalogue_version_lifecycle.json")
 STATUS_ACTIONS = {"published": "publish", "retired": "retire"}
 
