@@ -260,6 +260,8 @@ def test_open_case_dispatch_and_timeline(dispatcher, server, world):
     page.click("#actions button[data-action=dispatch]")
     form = page.locator("form.action-form[data-action=dispatch]")
     assert form.locator("select[name=department_code]").input_value()  # the proposed department
+    # no co-handling department unless the dispatcher picks one (the first option was pre-selected: B1)
+    assert form.locator("select[name=co_department_codes]").evaluate("s => s.selectedOptions.length") == 0
     form.locator("textarea[name=note]").fill("请尽快处置")
     _shot(page, "04-case-dispatch-form")
     form.locator("button[type=submit]").click()

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.helpers import auth_headers, make_user, principal_of
 
@@ -306,6 +306,41 @@ def test_briefing_pdf_route_and_bad_date(client, world):
     assert client.get("/briefing?date=2026-13-01", headers=h).status_code == 422
     future = (dt.date.today() + dt.timedelta(days=3)).isoformat()
     assert client.get(f"/briefing?date={future}", headers=h).status_code == 422
+
+
+def test_briefing_print_is_a_queued_rate_limited_job(client, session, world):
+    """A viewer never starts Chromium: a missing or regenerated PDF is queued for the worker (202, one job per
+    area/day/language at a time, a few prints a minute per account); the worker's job stores it."""
+    from cityops.console import jobs as cjobs
+    from cityops.jobs.models import OutboxItem
+
+    client.cookies.clear()
+    h = auth_headers(client, *world["disp"])
+    day = (dt.date.today() - dt.timedelta(days=40)).isoformat()
+
+    def jobs_queued() -> int:
+        n = session.scalar(select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.topic == "console.briefing.generate", OutboxItem.payload["day"].as_string() == day))
+        session.rollback()
+        return int(n or 0)
+
+    r = client.get(f"/briefing.pdf?date={day}&regenerate=true", headers=h)
+    assert r.status_code == 202 and "生成" in r.text
+    assert client.get(f"/briefing.pdf?date={day}", headers=h).status_code == 202
+    assert jobs_queued() == 1  # the second request found the job queued
+    statuses = [client.get(f"/briefing.pdf?date={day}&regenerate=true", headers=h).status_code for _ in range(3)]
+    assert 429 in statuses
+    cjobs.generate_requested(session, {"username": world["disp"][0], "day": day, "lang": "zh"})
+    session.commit()
+    if Path(briefing_module().CHROMIUM).exists():
+        r = client.get(f"/briefing.pdf?date={day}", headers=h)
+        assert r.status_code == 200 and r.content[:5] == b"%PDF-"
+
+
+def briefing_module():
+    from cityops.console import briefing
+
+    return briefing
 
 
 def test_daily_briefing_timer_handler_generates_and_rearms(session, world):

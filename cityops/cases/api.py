@@ -256,7 +256,7 @@ def get_workflow(principal: Principal = require("catalogue.read"), session: Sess
 @router.put("/cases/workflow", tags=["catalogue"], summary="替换状态转移表 Replace the transition table")
 def put_workflow(body: list[dict[str, Any]], principal: Principal = require("catalogue.write"),
                  session: Session = UnitOfWork) -> list[dict[str, Any]]:
-    out = reference.replace_transitions(session, principal, body)
+    out = service.replace_workflow(session, principal, body)
     return out
 
 

@@ -46,6 +46,7 @@ from cityops.cases.models import (
     case_no,
     table,
 )
+from cityops.cases.transitions import self_handle_allowed
 from cityops.config import ROOT
 from cityops.db import UTCDateTime, bulk_insert, database_key, insert_rows
 from cityops.errors import CityOpsError, Conflict, InvalidInput, NotFound, Problem
@@ -630,8 +631,12 @@ def _prepare(session: Session, principal: Principal, body: schemas.ReportBase, s
         if extra.reported_at > when + dt.timedelta(minutes=5):
             raise InvalidInput([Problem("reported_at is in the future", ["body", "reported_at"])])
         when = extra.reported_at
-    if extra is not None and extra.self_handled and source != "supervisor":
-        raise InvalidInput([Problem("only a supervisor's own report can be self-handled (自行处置)", ["body", "self_handled"])])
+    if extra is not None and extra.self_handled:
+        # 自行处置 is a row of the transition table (reported -> closed), decided like every other action
+        why = self_handle_allowed(session, principal) if source == "supervisor" else \
+            "只有监督员/网格员本人的上报可自行处置 only a supervisor's own report can be self-handled"
+        if why:
+            raise InvalidInput([Problem(why, ["body", "self_handled"], "self_handle")])
     return IntakeItem(
         source=source, channel=channel, cat=cat, lon=body.lon, lat=body.lat, where=where, at=when,
         title=_title(cat, body.title, body.address), description=body.description, address=body.address,

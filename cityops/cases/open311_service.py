@@ -603,15 +603,6 @@ def requests_out(session: Session, rows: list[Case], *, notes: bool, extended: b
     handle_due = dict(session.execute(select(CaseStep.case_id, func.max(CaseStep.due_at)).where(
         CaseStep.case_id.in_(ids), CaseStep.step == "handle", CaseStep.status != "cancelled")
         .group_by(CaseStep.case_id)).all())
-    closed_ids = [c.id for c in rows if status_of(c.state) == "closed"]
-    reasons: dict[int, tuple[str | None, dict[str, Any]]] = {}
-    if closed_ids:
-        for e in session.execute(select(CaseEvent.case_id, CaseEvent.reason, CaseEvent.data, CaseEvent.to_state)
-                                 .where(CaseEvent.case_id.in_(closed_ids),
-                                        CaseEvent.to_state.in_(("closed", "voided", "not_registered")),
-                                        CaseEvent.from_state.is_distinct_from(CaseEvent.to_state))
-                                 .order_by(CaseEvent.id)):
-            reasons[e.case_id] = (e.reason, e.data or {})
     media: dict[int, str] = {}
     for cid, data in session.execute(select(CaseEvent.case_id, CaseEvent.data).where(
             CaseEvent.case_id.in_(ids), CaseEvent.action == SUBMIT_EVENT).order_by(CaseEvent.id)):
@@ -633,7 +624,6 @@ def requests_out(session: Session, rows: list[Case], *, notes: bool, extended: b
         dept = depts.get(c.lead_department_code or "")
         status = status_of(c.state)
         note = _label(c.state, lang)
-        reason, data = reasons.get(c.id, (None, {}))
         if status == "closed":
             if c.duplicate_of_id:
                 dup = session.get(Case, c.duplicate_of_id)
@@ -641,8 +631,10 @@ def requests_out(session: Session, rows: list[Case], *, notes: bool, extended: b
                     note += f"：已合并至 {case_no(dup.id, dup.reported_at)} merged into another request"
             elif c.closure_reason == "self_handled":
                 note += "：监督员现场自行处置 fixed on the spot by the grid worker"
-            elif reason and c.state in ("voided", "not_registered"):
-                note += f"：{reason[:300]}"
+            elif c.state == "voided":  # never the staff's own words (note_of's rule: they may name people)
+                note += "：经审核不予受理 closed without action after review"
+            elif c.state == "not_registered":
+                note += "：经核实不属于立案范围 not within the registration criteria"
         if c.satisfaction and c.state == "evaluated":
             note += f"（回访评价 follow-up: {c.satisfaction}）"
         updated = {"closed": c.closed_at, "evaluated": c.closed_at, "voided": c.voided_at,

@@ -29,14 +29,13 @@ from cityops.cases.models import (
     CaseEvent,
     CaseReport,
     CaseStep,
-    ConsultationMessage,
     Escalation,
     RoutingDecision,
     case_no,
     parse_case_no,
 )
 from cityops.config import get_settings
-from cityops.errors import Forbidden, InvalidInput, NotFound, Problem
+from cityops.errors import InvalidInput, NotFound, Problem
 from cityops.security import audit, scope
 from cityops.security.masking import mask_name, mask_phone
 from cityops.security.principal import Principal
@@ -74,6 +73,13 @@ CASE_SCOPE = ScopedKind("case", CASE_PLACE, handled_by=department_filter)
 
 def readable_statement(session: Session, principal: Principal) -> Select[Any]:
     return select(Case).where(scope.clause(principal, CASE_SCOPE))
+
+
+def active_departments(session: Session, case_id: int) -> list[CaseDepartment]:
+    """The departments handling a case now (lead first)."""
+    return list(session.scalars(select(CaseDepartment).where(CaseDepartment.case_id == case_id,
+                                                             CaseDepartment.released_at.is_(None))
+                                .order_by(CaseDepartment.role.desc(), CaseDepartment.id)))
 
 
 def handled_case_ids(session: Session, department_code: str) -> list[int]:
@@ -279,8 +285,7 @@ def _mask_reporter(name: str | None, phone: str | None) -> dict[str, Any]:
 
 
 def detail(session: Session, principal: Principal, case: Case) -> dict[str, Any]:
-    from cityops.cases.workflow import active_departments, allowed_actions
-
+    """The case as the detail page shows it (without the allowed actions: ``service.case_detail``)."""
     at = sla.now()
     names, depts, cats = _ctx(session)
     out = summary(case, at, names, depts, cats)
@@ -325,7 +330,6 @@ def detail(session: Session, principal: Principal, case: Case) -> dict[str, Any]
         "escalations": [{"rule": e.rule_code, "trigger": e.trigger, "level": e.level, "at": e.at, "message": e.message,
                          "step_id": e.step_id}
                         for e in session.scalars(select(Escalation).where(Escalation.case_id == case.id).order_by(Escalation.id))],
-        "allowed_actions": allowed_actions(session, principal, case),
     })
     return out
 
@@ -352,56 +356,6 @@ def timeline(session: Session, case_id: int) -> list[dict[str, Any]]:
 
 _EVENT_LABELS = {"report": "上报", "link_report": "重复上报（已关联）", "escalate": "升级督办", "warn": "临期预警",
                  "signal": "感知信号", "merge_in": "合并重复案件", "self_handle": "自行处置", "consult": "会商"}
-
-
-# ---------------------------------------------------------------- consultation (会商)
-
-
-def _involved(session: Session, principal: Principal, case: Case) -> bool:
-    from cityops.cases.workflow import active_departments
-
-    if principal.kind == "system" or not principal.department_code:
-        return principal.kind == "system" or principal.area_code is not None
-    return any(d.department_code == principal.department_code for d in active_departments(session, case.id))
-
-
-def post_consultation(session: Session, principal: Principal, case: Case, body: str, attachments: list[str]) -> dict[str, Any]:
-    from cityops.cases.intake import check_media
-
-    if not _involved(session, principal, case):
-        raise Forbidden([Problem("only the departments involved and the command centre take part in 会商", ["principal"],
-                                 "forbidden")])
-    probs = check_media(session, attachments, ["body", "attachments"])
-    if probs:
-        raise InvalidInput(probs)
-    at = sla.now()
-    m = ConsultationMessage(case_id=case.id, at=at, author=principal.username, author_roles=principal.role_label()[:200],
-                            department_code=principal.department_code, body=body, attachments=attachments)
-    session.add(m)
-    session.add(CaseEvent(case_id=case.id, at=at, actor=principal.username, actor_account_id=principal.account_id,
-                          actor_roles=principal.role_label()[:200], department_code=principal.department_code,
-                          action="consult", from_state=case.state, to_state=case.state, note=body[:2000], data={},
-                          attachments=attachments))
-    from cityops.cases.workflow import active_departments
-    from cityops.jobs import service as jobs
-
-    for d in active_departments(session, case.id):
-        if d.department_code != principal.department_code:
-            jobs.notify(session, role="dept_handler", department_code=d.department_code,
-                        title=f"会商消息：案件 {case_no(case.id, case.reported_at)}", body=body[:500], link=f"/cases/{case.id}")
-    session.flush()
-    audit.record(session, principal, "case.consult", "case", case.id)
-    return consultation_out(m)
-
-
-def consultation_out(m: ConsultationMessage) -> dict[str, Any]:
-    return {"id": m.id, "at": m.at, "author": m.author, "author_roles": m.author_roles,
-            "department_code": m.department_code, "body": m.body, "attachments": m.attachments}
-
-
-def list_consultations(session: Session, case: Case) -> list[dict[str, Any]]:
-    return [consultation_out(m) for m in session.scalars(select(ConsultationMessage).where(
-        ConsultationMessage.case_id == case.id).order_by(ConsultationMessage.id))]
 
 
 # ---------------------------------------------------------------- exports, map, aggregates

@@ -34,7 +34,6 @@ from cityops.cases.models import (
     EscalationRule,
     PolicySetting,
     SignalFilter,
-    Transition,
     WorkCalendarRow,
 )
 from cityops.db import database_key
@@ -1040,119 +1039,21 @@ def list_escalation_rules(session: Session) -> list[dict[str, Any]]:
     return [rule_out(r) for r in session.scalars(select(EscalationRule).order_by(EscalationRule.id))]
 
 
-@dataclass(frozen=True)
-class TransitionInfo:
-    from_state: str
-    action: str
-    to_state: str | None
-    roles: frozenset[str]
-    permission: str
-    required: tuple[str, ...]
-    guard: str | None
-    department: str | None
-    start_steps: tuple[str, ...]
-    finish_steps: tuple[str, ...]
-    cancel_steps: tuple[str, ...]
-    effects: tuple[str, ...]
-
-
 WORKFLOW = _load_json("workflow.json")
 STATES: dict[str, dict[str, Any]] = WORKFLOW["states"]
 ACTIONS: dict[str, dict[str, str]] = WORKFLOW["actions"]
 OPEN_STATES = tuple(s for s, v in STATES.items() if v["open"])
 
 
-def _ti(r: dict[str, Any]) -> TransitionInfo:
-    return TransitionInfo(r["from"], r["action"], r.get("to"), frozenset(r.get("roles") or ()),
-                          r.get("permission") or "case.act", tuple(r.get("required") or ()), r.get("guard"),
-                          r.get("department"), tuple(r.get("start_steps") or ()), tuple(r.get("finish_steps") or ()),
-                          tuple(r.get("cancel_steps") or ()), tuple(r.get("effects") or ()))
-
-
-DEFAULT_TRANSITIONS = {(t.from_state, t.action): t for t in map(_ti, WORKFLOW["transitions"])}
-
-
-def transitions(session: Session) -> dict[tuple[str, str], TransitionInfo]:
-    """The transition table: the database rows if any were loaded, else the shipped default."""
-    def load() -> dict[tuple[str, str], TransitionInfo]:
-        rows = list(session.scalars(select(Transition).order_by(Transition.sort, Transition.id)))
-        if not rows:
-            return DEFAULT_TRANSITIONS
-        return {(r.from_state, r.action): _ti({"from": r.from_state, "action": r.action, "to": r.to_state,
-                                               "roles": r.roles, "permission": r.permission, "required": r.required,
-                                               "guard": r.guard, "department": r.department,
-                                               "start_steps": r.start_steps, "finish_steps": r.finish_steps,
-                                               "cancel_steps": r.cancel_steps, "effects": r.effects}) for r in rows}
-
-    return dict(CACHE.get(session, "transitions", load))
-
-
-def transition_out(t: TransitionInfo) -> dict[str, Any]:
-    return {"from": t.from_state, "action": t.action, "to": t.to_state, "roles": sorted(t.roles),
-            "permission": t.permission, "required": list(t.required), "guard": t.guard, "department": t.department,
-            "start_steps": list(t.start_steps), "finish_steps": list(t.finish_steps),
-            "cancel_steps": list(t.cancel_steps), "effects": list(t.effects),
-            "label": ACTIONS.get(t.action, {}).get("zh"), "label_en": ACTIONS.get(t.action, {}).get("en")}
-
-
-def replace_transitions(session: Session, principal: Principal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Replace the transition table (data). Every action and state must be a known one."""
-    probs = []
-    seen = set()
-    for i, r in enumerate(rows):
-        loc: list[str | int] = ["body", i]
-        if not isinstance(r, dict):
-            probs.append(Problem("a transition is an object", loc))
-            continue
-        if not isinstance(r.get("from"), str) or r.get("from") not in STATES:
-            probs.append(Problem(f"unknown state {r.get('from')!r}", [*loc, "from"]))
-        if not isinstance(r.get("action"), str) or r.get("action") not in ACTIONS:
-            probs.append(Problem(f"unknown action {r.get('action')!r}", [*loc, "action"]))
-        if r.get("to") is not None and r.get("to") != "@previous" and (not isinstance(r.get("to"), str)
-                                                                      or r.get("to") not in STATES):
-            probs.append(Problem(f"unknown state {r.get('to')!r}", [*loc, "to"]))
-        if not isinstance(r.get("roles"), list) or not r["roles"] or not all(isinstance(x, str) for x in r["roles"]):
-            probs.append(Problem("roles must be a non-empty list", [*loc, "roles"]))
-        for k in ("start_steps", "finish_steps", "cancel_steps", "required", "effects"):
-            v = r.get(k)
-            if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
-                probs.append(Problem(f"{k} must be a list of names", [*loc, k]))
-                continue
-        for k in ("start_steps", "finish_steps", "cancel_steps"):
-            if isinstance(r.get(k), list) and any(s not in (*STEPS, "*") for s in r.get(k) or []):
-                probs.append(Problem(f"{k} must name steps ({', '.join(STEPS)}) or '*'", [*loc, k]))
-        pair = (str(r.get("from")), str(r.get("action")))
-        if pair in seen:
-            probs.append(Problem("duplicate (from, action)", loc))
-        seen.add(pair)
-        for k in ("guard", "department", "permission"):
-            if r.get(k) is not None and not isinstance(r.get(k), str):
-                probs.append(Problem(f"{k} must be a string", [*loc, k]))
-    if probs:
-        raise InvalidInput(probs)
-    session.execute(delete(Transition))
-    for i, r in enumerate(rows):
-        session.add(Transition(from_state=r["from"], action=r["action"], to_state=r.get("to"), roles=r["roles"],
-                               permission=r.get("permission") or "case.act", required=r.get("required") or [],
-                               guard=r.get("guard"), department=r.get("department"),
-                               start_steps=r.get("start_steps") or [], finish_steps=r.get("finish_steps") or [],
-                               cancel_steps=r.get("cancel_steps") or [], effects=r.get("effects") or [], sort=i))
-    session.flush()
-    audit.record(session, principal, "transition.replace", "case_transition", None, detail={"rows": len(rows)})
-    CACHE.drop(session, "transitions")
-    return [transition_out(t) for t in transitions(session).values()]
-
-
 def seed_policy(session: Session, principal: Principal) -> None:
-    """Escalation rules, default signal filter and the transition table rows (if none yet)."""
+    """Escalation rules and the default signal filter (if none yet); the transition table's rows are
+    seeded by ``cityops.cases.transitions.seed_transitions``."""
     doc = _load_json("policy.json")
     if session.scalar(select(func.count()).select_from(EscalationRule)) == 0:
         replace_escalation_rules(session, principal, doc["escalation_rules"])
     if session.scalar(select(func.count()).select_from(SignalFilter)) == 0:
         for f in doc["signal_filters"]:
             session.add(SignalFilter(created_by=principal.username, **f))
-    if session.scalar(select(func.count()).select_from(Transition)) == 0:
-        replace_transitions(session, principal, WORKFLOW["transitions"])
     session.flush()
 
 

@@ -32,6 +32,8 @@ from cityops.cases.models import (
     Signal,
     table,
 )
+from cityops.cases.transitions import DEFAULT_TABLE
+from cityops.cases.workflow_rules import steps as row_steps
 from cityops.security.principal import SYSTEM
 
 SOURCES = [("supervisor", 0.45), ("public", 0.18), ("hotline", 0.25), ("video_ai", 0.09), ("iot", 0.03)]
@@ -236,11 +238,11 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
         start("accept", t)
         path = _path(plan["target"], row["source"], plan["trusted"], plan["rework"])
         for pi, (action, extra_in) in enumerate(path):
-            tr = ref.DEFAULT_TRANSITIONS.get((state, action))
+            tr = DEFAULT_TABLE.transitions.get((state, action))
             if tr is None:
                 break
             # the delay: around 40 % of the step's limit; some late (after the due time)
-            finishing = [s for s in tr.finish_steps if s in open_] or list(open_)[:1]
+            finishing = [s for s in row_steps(tr, "finish_steps") if s in open_] or list(open_)[:1]
             if finishing:
                 s0 = open_[finishing[0]]
                 span = (s0["due_at"] - s0["started_at"]).total_seconds()
@@ -299,13 +301,13 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
                                    proposed_department_code=p.department_code, proposed_co_codes=list(p.co_department_codes),
                                    chosen_department_code=None, chosen_co_codes=[], overridden=False,
                                    actor="shiftlead"))
-            for step in [*tr.cancel_steps, *tr.finish_steps]:
+            for step in [*row_steps(tr, "cancel_steps"), *row_steps(tr, "finish_steps")]:
                 names = list(open_) if step == "*" else [step]
                 for nm in names:
                     s = open_.pop(nm, None)
                     if s is None:
                         continue
-                    fin = step in tr.finish_steps or "*" in tr.finish_steps
+                    fin = step in row_steps(tr, "finish_steps") or "*" in row_steps(tr, "finish_steps")
                     s.update(status="done" if fin else "cancelled", finished_at=t,
                              on_time=(t <= s["due_at"]) if fin else None)
                     if fin and t > s["due_at"] and nm in sla.SLA_STEPS:
@@ -326,7 +328,7 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
                 stamps[STAMPS[state]] = t
             if action == "rework":
                 stamps["dispatched_at"] = t
-            for step in tr.start_steps:
+            for step in row_steps(tr, "start_steps"):
                 start(step, t)
             who = actor.format(dept=dept_now or "dept")
             events.append(dict(case_id=cid, at=t, actor=who, actor_roles=ROLES.get(actor, "dept_handler"),

@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cityops.cases import consultation, queries, reference, schemas, sla, transitions, workflow
 from cityops.cases import intake as _intake
-from cityops.cases import queries, reference, schemas, sla, workflow
+from cityops.cases.models import Case
 from cityops.cases.queries import (  # noqa: F401 - re-exported API
     CASE_SCOPE,
     CaseFilter,
@@ -114,7 +115,7 @@ def act(session: Session, principal: Principal, case_ref: str | int, action: str
     """Take ``action`` on a case in the principal's scope; returns the case detail."""
     case = get_case(session, principal, case_ref, for_update=True)
     workflow.perform(session, principal, case, action, body)
-    return queries.detail(session, principal, case)
+    return case_detail(session, principal, case)
 
 
 def actions_for(session: Session, principal: Principal, case_ref: str | int) -> dict[str, Any]:
@@ -123,8 +124,11 @@ def actions_for(session: Session, principal: Principal, case_ref: str | int) -> 
             "actions": workflow.allowed_actions(session, principal, case)}
 
 
-def case_detail(session: Session, principal: Principal, case_ref: str | int) -> dict[str, Any]:
-    return queries.detail(session, principal, get_case(session, principal, case_ref))
+def case_detail(session: Session, principal: Principal, case_ref: str | int | Case) -> dict[str, Any]:
+    """The case detail with the actions the principal may take on it now."""
+    case = case_ref if isinstance(case_ref, Case) else get_case(session, principal, case_ref)
+    return queries.detail(session, principal, case) | {"allowed_actions": workflow.allowed_actions(session, principal,
+                                                                                                   case)}
 
 
 def case_timeline(session: Session, principal: Principal, case_ref: str | int) -> list[dict[str, Any]]:
@@ -133,12 +137,12 @@ def case_timeline(session: Session, principal: Principal, case_ref: str | int) -
 
 def consult(session: Session, principal: Principal, case_ref: str | int, body: schemas.ConsultationIn) -> dict[str, Any]:
     case = get_case(session, principal, case_ref)
-    out = queries.post_consultation(session, principal, case, body.body, body.attachments)
+    out = consultation.post_consultation(session, principal, case, body.body, body.attachments)
     return out
 
 
 def consultations(session: Session, principal: Principal, case_ref: str | int) -> list[dict[str, Any]]:
-    return queries.list_consultations(session, get_case(session, principal, case_ref))
+    return consultation.list_consultations(session, get_case(session, principal, case_ref))
 
 
 def public_status(session: Session, token: str) -> dict[str, Any]:
@@ -153,9 +157,14 @@ def public_evaluate(session: Session, token: str, body: schemas.EvaluationIn) ->
     return queries.public_status(session, token)
 
 
+def replace_workflow(session: Session, principal: Principal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return transitions.replace_transitions(session, principal, rows)
+
+
 def workflow_table(session: Session) -> dict[str, Any]:
     return {"states": reference.STATES, "actions": reference.ACTIONS,
-            "transitions": [reference.transition_out(t) for t in reference.transitions(session).values()],
+            "transitions": [transitions.transition_out(t)
+                            for t in transitions.transitions(session).transitions.values()],
             "steps": {k: {"zh": v[0], "en": v[1]} for k, v in reference.STEP_LABELS.items()}}
 
 

@@ -100,16 +100,17 @@ def briefing_page(request: Request, date: str | None = Query(None, max_length=10
 def briefing_pdf(request: Request, date: str | None = Query(None, max_length=10),
                  regenerate: bool = Query(False), principal: Principal = require_page("console.view"),
                  session: Session = UnitOfWork) -> Response:
-    """The PDF of a day's briefing: the stored one (made by the 06:00 schedule or an earlier
-    request), else generated now with headless Chromium and stored."""
+    """The PDF of a day's briefing: the stored one (made by the 06:00 schedule or an earlier print);
+    when there is none yet, or ``regenerate``, the print is queued for the worker (202)."""
     lang = i18n.pick_lang(request)
     day = briefing.parse_day(date)
-    row = None if regenerate else briefing.stored(session, principal, day, lang)
-    if row is None or row.pdf is None:
-        row = briefing.generate(session, principal, day, lang)
-    if row.pdf is None:
-        return Response(f"PDF 生成失败 could not print the briefing: {row.pdf_error}", status_code=503,
-                        media_type="text/plain; charset=utf-8")
+    row = briefing.stored(session, principal, day, lang)
+    if regenerate or row is None or row.pdf is None:
+        briefing.request_generation(session, principal, day, lang)
+        msg = ("城运日报正在后台生成，请约一分钟后刷新 the briefing is being printed in the background; reload in a minute"
+               if lang != "en" else "The briefing is being printed in the background; reload in a minute.")
+        return Response(msg, status_code=202, media_type="text/plain; charset=utf-8",
+                        headers={"Retry-After": "30", "Cache-Control": "no-store"})
     name = f"briefing-{row.area_code}-{day.isoformat()}.pdf"
     return Response(row.pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store",

@@ -226,6 +226,23 @@ def generate(session: Session, principal: Principal, day: dt.date, lang: str = "
     return row
 
 
+GENERATE_TOPIC = "console.briefing.generate"
+REGENERATE_PER_MINUTE = 2.0
+
+
+def request_generation(session: Session, principal: Principal, day: dt.date, lang: str) -> None:
+    """Queue the printing of a day's briefing for the principal's area (the worker runs Chromium, never a
+    request); rate-limited per account, one queued job per area, day and language at a time."""
+    from cityops.jobs import service as jobs
+    from cityops.security.ratelimit import check_rate
+
+    check_rate(f"briefing-generate:{principal.username}", REGENERATE_PER_MINUTE, what="briefing prints")
+    area = _scope_area(principal)
+    bucket = int(utcnow().timestamp() // 600)  # at most one job per area, day and language each 10 minutes
+    jobs.enqueue(session, GENERATE_TOPIC, {"username": principal.username, "day": day.isoformat(), "lang": lang},
+                 dedupe_key=f"{GENERATE_TOPIC}:{area}:{day.isoformat()}:{lang}:{bucket}")
+
+
 def stored(session: Session, principal: Principal, day: dt.date, lang: str) -> Briefing | None:
     return session.scalar(select(Briefing).where(Briefing.day == day, Briefing.area_code == _scope_area(principal),
                                                  Briefing.lang == lang))

@@ -42,3 +42,14 @@ def run_daily_briefing(session: Session, payload: dict[str, Any]) -> None:
 
         log.warning("console.briefing_pdf_failed", day=str(row.day), error=(row.pdf_error or "")[:200])
     arm_daily_briefing(session, t)
+
+
+@handler("console.briefing.generate")
+def generate_requested(session: Session, payload: dict[str, Any]) -> None:
+    """A briefing a user asked to (re)print: generated for that user's area, stored."""
+    from cityops.console.briefing import generate
+    from cityops.security.service import principal_for_username
+
+    principal = principal_for_username(session, str(payload["username"]))
+    generate(session, principal, dt.date.fromisoformat(str(payload["day"])), str(payload.get("lang") or "zh"),
+             by=principal.username)

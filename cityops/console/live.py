@@ -55,12 +55,12 @@ def _case_id(payload: dict[str, Any]) -> int | None:
 
 
 def start_cursor(last_event_id: str | None) -> int:
-    from cityops.jobs.service import latest_event_id
+    from cityops.jobs.service import start_cursor as settled_start
 
     if last_event_id and last_event_id.isdigit():
         return int(last_event_id)
     with get_sessionmaker(False)() as s:
-        return latest_event_id(s)
+        return settled_start(s)
 
 
 def poll(principal: Principal, cursor: int, area: str | None, lang: str) -> tuple[list[dict[str, Any]], int]:

@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session
 
 from cityops.cases import reference as case_ref
 from cityops.cases.models import Case
+from cityops.db import database_key
+from cityops.jobs import service as jobs_service
 
 WINDOW_DAYS = 95
 FULL_RELOAD_S = 300.0
@@ -168,9 +170,9 @@ def _open_states(codes: Codes) -> np.ndarray:
 
 
 def _latest_event(session: Session) -> int:
-    from cityops.jobs.service import latest_event_id
-
-    return latest_event_id(session)
+    """The cursor a fresh snapshot starts from: the latest settled event (``jobs.start_cursor``: an
+    event whose transaction is still open below the latest id is not skipped)."""
+    return jobs_service.start_cursor(session)
 
 
 def load(session: Session, now: dt.datetime | None = None) -> Snapshot:
@@ -283,7 +285,9 @@ def _background_reload(key: str, engine: Any) -> None:
         with _Session(bind=engine) as s0, reading(s0) as s:
             fresh = refresh(s, load(s))
         with _lock:
-            _snaps[key] = fresh
+            have = _snaps.get(key)
+            if have is None or fresh.cursor >= have.cursor:
+                _snaps[key] = fresh
     except Exception:  # noqa: BLE001 - keep serving the old snapshot; the next stale look retries
         from cityops.logging import log
 
@@ -297,21 +301,27 @@ def current(session: Session) -> Snapshot:
     """The snapshot of this session's database, brought up to date. The first look loads it
     (one scan); afterwards a look applies the outbox since the last one, and every
     ``FULL_RELOAD_S`` a background thread rebuilds it from scratch. Reads go through a separate
-    read-only connection: never SQLite's write lock, so a request can't deadlock on itself."""
+    read-only connection (never SQLite's write lock), and no lock is held while reading: the module
+    lock only guards the swap, and a newer snapshot (by cursor) is never replaced by an older one."""
     engine = session.get_bind().engine
-    key = str(engine.url)
-    with _lock, reading(session) as rs:
+    key = database_key(session)
+    with _lock:
         snap = _snaps.get(key)
-        if snap is None:
-            snap = refresh(rs, load(rs))
+    with reading(session) as rs:
+        fresh = refresh(rs, load(rs)) if snap is None else refresh(rs, snap)
+    with _lock:
+        have = _snaps.get(key)
+        if have is None or fresh.cursor >= have.cursor:
+            _snaps[key] = fresh
         else:
-            snap = refresh(rs, snap)
-            if time.monotonic() - snap.loaded_at > FULL_RELOAD_S and key not in _reloading:
-                _reloading.add(key)
-                threading.Thread(target=_background_reload, args=(key, engine), daemon=True,
-                                 name="console-snapshot-reload").start()
-        _snaps[key] = snap
-        return snap
+            fresh = have
+        stale = time.monotonic() - fresh.loaded_at > FULL_RELOAD_S and key not in _reloading
+        if stale:
+            _reloading.add(key)
+    if stale:
+        threading.Thread(target=_background_reload, args=(key, engine), daemon=True,
+                         name="console-snapshot-reload").start()
+    return fresh
 
 
 def forget(url: str | None = None) -> None:

@@ -561,6 +561,22 @@ def latest_event_id(session: Session) -> int:
     return int(top or 0)
 
 
+START_LOOKBACK = 5000
+
+
+def start_cursor(session: Session) -> int:
+    """Where a reader that starts "from now" (the console snapshot, a live stream) begins: the latest
+    event id, lowered to the first hole that may still fill (the same check as ``events_since``), so
+    an event whose transaction commits after the reader started is still seen. Holes more than
+    ``START_LOOKBACK`` ids below the latest are taken as final."""
+    top = latest_event_id(session)
+    base = max(0, top - START_LOOKBACK)
+    high, holed = _high_water(session, base, START_LOOKBACK + 1, None)
+    if holed:
+        high, _ = _high_water(session, base, START_LOOKBACK + 1, _gap_checker(session, _now()))
+    return high if session.get_bind().dialect.name == "postgresql" else max(high, top)
+
+
 # ---------------------------------------------------------------------------------------------
 # operations: stats, dead letters, purge
 

@@ -69,14 +69,16 @@ ROLES: dict[str, tuple[str, str, set[str], bool]] = {
                            _READ | {"case.report", "case.act", "case.export", "registry.export", "person.unmask",
                                     "layer.write", "catalogue.write", "webhook.manage", "classify.correct",
                                     "classify.manage"}, False),
-    "cdc_analyst": ("疾控分析员", "CDC analyst", {"console.view", "registry.read", "saferoom.query", "evaluation.read"}, False),
+    "cdc_analyst": ("疾控分析员", "CDC analyst", {"console.view", "case.read", "registry.read", "saferoom.query",
+                                                 "evaluation.read"}, False),
     "emergency_commander": ("应急指挥长", "emergency commander", _READ | {"case.report", "case.act", "person.unmask"}, False),
     "sys_admin": ("系统管理员", "system administrator",
-                  {"account.manage", "apikey.manage", "console.view", "catalogue.write", "layer.write", "area.write",
+                  {"account.manage", "apikey.manage", "catalogue.write", "layer.write", "area.write",
                    "registry.write", "webhook.manage", "classify.manage"}, True),
+    # the three administrators administer the platform: none of them reads the business data (cases, console)
     "sec_admin": ("安全管理员", "security administrator",
-                  {"role.manage", "saferoom.approve", "export.approve", "console.view"}, True),
-    "audit_admin": ("审计管理员", "audit administrator", {"audit.read", "console.view"}, True),
+                  {"role.manage", "saferoom.approve", "export.approve"}, True),
+    "audit_admin": ("审计管理员", "audit administrator", {"audit.read"}, True),
 }
 
 ADMIN_TRIAD = {code for code, (*_rest, triad) in ROLES.items() if triad}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import SqlglotError
 
 from cityops.errors import Problem
 
@@ -55,7 +55,7 @@ def check(sql: str, *, allowed_tables: Iterable[str], sensitive: Mapping[str, se
     problems: list[Problem] = []
     try:
         trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
-    except ParseError as exc:
+    except (SqlglotError, RecursionError) as exc:  # parse and token errors alike
         return None, [Problem(f"SQL 无法解析 the SQL does not parse: {str(exc)[:200]}", _loc(), "parse")]
     if len(trees) != 1:
         return None, [Problem("只允许一条语句 exactly one statement is allowed", _loc(), "multiple_statements")]
@@ -156,7 +156,7 @@ def placeholders(sql: str, dialect: str = "sqlite") -> set[str]:
     """The names of the bound parameters (``:name``) of a query."""
     try:
         trees = sqlglot.parse(sql, read=dialect)
-    except ParseError:
+    except (SqlglotError, RecursionError):
         return set()
     return {p.name for t in trees if t is not None for p in t.find_all(exp.Placeholder) if p.name}
 

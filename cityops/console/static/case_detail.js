@@ -125,10 +125,12 @@ function field(labelText, input) {
   return el("div", { class: "field" }, el("label", { for: id }, labelText), input);
 }
 
-function select(name, options, value) {
+function select(name, options, value, multiple = false) {
   const s = el("select", { name });
+  s.multiple = multiple; // before the options: a single select would pre-select the first one
   for (const [v, text] of options) s.append(el("option", { value: v }, text));
-  if (value) s.value = value;
+  if (multiple) for (const o of s.options) o.selected = false;
+  else if (value) s.value = value;
   return s;
 }
 
@@ -141,8 +143,7 @@ function actionForm(a) {
   if (req.has("department_code") || ["dispatch", "reassign"].includes(a.action)) {
     const proposed = detail.proposed_department_code || (detail.departments.find((d) => d.role === "lead") || {}).department_code;
     form.append(field(t("case.action.department"), select("department_code", depts, proposed)));
-    const co = select("co_department_codes", depts);
-    co.multiple = true;
+    const co = select("co_department_codes", depts, null, true); // no co-handler unless chosen
     co.size = 4;
     form.append(field(t("case.action.co_departments"), co));
   }
