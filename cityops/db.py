@@ -38,6 +38,7 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> dt.datetime:
+    """The real UTC time (column defaults); the platform's clock is ``cityops.clock.now``."""
     return dt.datetime.now(dt.UTC)
 
 

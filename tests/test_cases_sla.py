@@ -9,12 +9,12 @@ import threading
 
 from sqlalchemy import func, select
 
+from cityops import clock
 from cityops.cases import queries, schemas, service, sla, workcal
 from cityops.cases import reference as ref
 from cityops.cases.models import CaseStep, Escalation
 from cityops.jobs import service as jobs
 from cityops.jobs.models import Notification
-from cityops.security import clock
 from cityops.security.principal import SYSTEM
 from tests.cases_helpers import category, free_point
 

@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from cityops import clock
 from cityops.config import get_settings
-from cityops.security import clock
 from cityops.security.models import AuditLog
 from tests.helpers import auth_headers, make_user
 

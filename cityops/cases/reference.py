@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from cityops import clock
 from cityops.cases import workcal
 from cityops.cases.models import (
     CalendarDay,
@@ -67,8 +68,6 @@ TTL = 5.0
 
 
 def _now() -> dt.datetime:
-    from cityops.jobs import clock
-
     return clock.now()
 
 

@@ -27,9 +27,9 @@ from sqlalchemy import Table, and_, delete, false, func, insert, literal, or_, s
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from cityops import clock
 from cityops.db import bulk_insert, insert_rows
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
-from cityops.jobs import clock
 from cityops.jobs.models import (
     CANCELLED,
     DEAD,
@@ -67,7 +67,7 @@ SEVERITIES = ("info", "warning", "urgent", "critical")
 
 def now() -> dt.datetime:
     """The current time for job code: the ``now`` given to ``run_due`` while a handler runs,
-    otherwise ``cityops.security.clock.now()``."""
+    otherwise ``cityops.clock.now()``."""
     return clock.now()
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Table, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
-from cityops.jobs import clock
+from cityops import clock
 from cityops.jobs.models import DEAD, DONE, FIRED, PENDING, OutboxItem, Timer, WebhookDelivery
 from cityops.jobs.registry import handlers_for, load_handlers
 from cityops.jobs.settings import get_job_settings

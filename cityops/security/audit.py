@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from cityops import clock
 from cityops.db import bulk_insert
-from cityops.security import clock
 from cityops.security.models import AuditLog
 from cityops.security.principal import Principal
 

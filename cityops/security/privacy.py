@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cityops import clock
 from cityops.errors import Forbidden, InvalidInput, NotFound, Problem
 from cityops.lifecycle import Context, Machine
 from cityops.lifecycle import service as lifecycle
-from cityops.security import audit, clock, masking
+from cityops.security import audit, masking
 from cityops.security.models import AuditLog, ExportRequest
 from cityops.security.principal import Principal
 

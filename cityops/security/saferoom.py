@@ -23,11 +23,12 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
+from cityops import clock
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from cityops.lifecycle import Context, Machine
 from cityops.lifecycle import service as lifecycle
 from cityops.models import load_all
-from cityops.security import audit, clock, saferoom_sql
+from cityops.security import audit, saferoom_sql
 from cityops.security.models import SafeRoomQuery
 from cityops.security.principal import Principal
 

@@ -24,10 +24,11 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from cityops import clock
 from cityops.config import get_settings
 from cityops.db import database_key
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unauthorized
-from cityops.security import audit, catalog, clock, scope
+from cityops.security import audit, catalog, scope
 from cityops.security.models import (
     Account,
     AccountRole,
