@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Header, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Header, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -254,9 +254,10 @@ def get_workflow(principal: Principal = require("catalogue.read"), session: Sess
 
 
 @router.put("/cases/workflow", tags=["catalogue"], summary="替换状态转移表 Replace the transition table")
-def put_workflow(body: list[dict[str, Any]], principal: Principal = require("catalogue.write"),
+def put_workflow(body: list[schemas.TransitionRowIn] = Body(..., max_length=2000),
+                 principal: Principal = require("catalogue.write"),
                  session: Session = UnitOfWork) -> list[dict[str, Any]]:
-    out = service.replace_workflow(session, principal, body)
+    out = service.replace_workflow(session, principal, [r.row() for r in body])
     return out
 
 
@@ -266,9 +267,9 @@ def get_policy(principal: Principal = require("catalogue.read"), session: Sessio
 
 
 @router.patch("/cases/policy", tags=["catalogue"], summary="修改受理策略 Change the intake policy")
-def patch_policy(body: dict[str, Any], principal: Principal = require("catalogue.write"),
+def patch_policy(body: schemas.PolicyPatch, principal: Principal = require("catalogue.write"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
-    out = reference.set_policy(session, principal, body)
+    out = reference.set_policy(session, principal, body.changes())
     return out
 
 
@@ -414,9 +415,9 @@ def active_calendar(principal: Principal = require("catalogue.read"), session: S
 
 
 @router.post("/calendars", tags=["catalogue"], status_code=201, summary="导入工作日历新版本 Import a calendar version")
-def import_calendar(body: dict[str, Any], principal: Principal = require("catalogue.write"),
+def import_calendar(body: schemas.CalendarIn, principal: Principal = require("catalogue.write"),
                     session: Session = UnitOfWork) -> dict[str, Any]:
-    out = reference.import_calendar(session, principal, body)
+    out = reference.import_calendar(session, principal, body.doc())
     return out
 
 
@@ -440,7 +441,8 @@ def get_rules(principal: Principal = require("catalogue.read"), session: Session
 
 
 @router.put("/escalation-rules", tags=["catalogue"], summary="替换升级规则 Replace escalation rules")
-def put_rules(body: list[dict[str, Any]], principal: Principal = require("catalogue.write"),
+def put_rules(body: list[schemas.EscalationRuleIn] = Body(..., max_length=200),
+              principal: Principal = require("catalogue.write"),
               session: Session = UnitOfWork) -> list[dict[str, Any]]:
-    out = reference.replace_escalation_rules(session, principal, body)
+    out = reference.replace_escalation_rules(session, principal, [r.model_dump() for r in body])
     return out

@@ -255,3 +255,105 @@ class CasePage(BaseModel):
     page: int
     page_size: int
     items: list[CaseSummary]
+
+
+# ---------------------------------------------------------------- administration of the reference data
+# (typed bodies; the services check the meaning — known states, steps, effects — and name every problem)
+
+Name = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z_][A-Za-z0-9_.:\-]*$")
+
+
+class TransitionRowIn(BaseModel):
+    """One row of the workflow's transition table (``GET /cases/workflow`` returns the rows in force)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_state: str = Field(alias="from", min_length=1, max_length=30)
+    action: str = Field(min_length=1, max_length=30)
+    to: str | None = Field(None, max_length=30, description="new state; null: unchanged; @previous: back (resume)")
+    roles: list[str] = Field(default_factory=list, max_length=60, description="empty: any role holding the permission")
+    permission: str | None = Field(None, max_length=60)
+    required: list[str] = Field(default_factory=list, max_length=20)
+    guard: str | None = Field(None, max_length=60)
+    department: Literal["lead", "co"] | None = None
+    start_steps: list[str] = Field(default_factory=list, max_length=20)
+    finish_steps: list[str] = Field(default_factory=list, max_length=20)
+    cancel_steps: list[str] = Field(default_factory=list, max_length=20)
+    effects: list[str] = Field(default_factory=list, max_length=30)
+    label: str | None = Field(None, max_length=60, description="ignored (returned by GET)")
+    label_en: str | None = Field(None, max_length=60, description="ignored (returned by GET)")
+
+    def row(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude={"label", "label_en"})
+
+
+class PolicyPatch(BaseModel):
+    """Intake policy settings to change (others keep their value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dedupe_radius_m: float | None = Field(None, ge=0, le=5000)
+    dedupe_window_hours: float | None = Field(None, ge=0, le=24 * 365)
+    dedupe_sources: list[str] | None = Field(None, max_length=20)
+    trusted_sources: list[str] | None = Field(None, max_length=20)
+    signal_window_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60)
+    signal_min_confidence: float | None = Field(None, ge=0, le=1)
+    yellow_fraction: float | None = Field(None, gt=0, lt=1)
+    public_rate_per_minute: float | None = Field(None, ge=0, le=10000)
+    max_media_bytes: int | None = Field(None, ge=1, le=200 * 1024 * 1024)
+    geojson_cap: int | None = Field(None, ge=1, le=100_000)
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class EscalationTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(min_length=1, max_length=40)
+    department: Literal["lead"] | None = None
+    area: Literal["street", "community", "grid", "district"] | None = None
+
+
+class EscalationRuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=40)
+    name: str | None = Field(None, max_length=200)
+    trigger: Literal["overdue", "yellow", "urgent_reported", "urgent_dispatched"]
+    steps: list[str] | None = Field(None, max_length=20)
+    urgencies: list[Literal["normal", "urgent", "critical"]] | None = None
+    targets: list[EscalationTarget] = Field(min_length=1, max_length=20)
+    level: Literal["escalation", "warning"] = "escalation"
+    enabled: bool = True
+
+
+class CalendarDayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date
+    kind: Literal["holiday", "workday"] = Field(description="holiday, or workday (调休 make-up working day)")
+    name: str | None = Field(None, max_length=60)
+    name_en: str | None = Field(None, max_length=60)
+    verified: bool = True
+    note: str | None = Field(None, max_length=300)
+
+
+class CalendarIn(BaseModel):
+    """A new version of a working calendar (periods of the working day, weekend, holidays and 调休)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=100)
+    name_en: str | None = Field(None, max_length=100)
+    timezone: str = Field("Asia/Shanghai", max_length=60)
+    periods: list[tuple[str, str]] = Field(min_length=1, max_length=8, description="[[\"09:00\", \"12:00\"], ...]")
+    weekend: list[int] = Field(default_factory=lambda: [5, 6], max_length=7)
+    days: list[CalendarDayIn] = Field(default_factory=list, max_length=2000)
+    source: str | None = Field(None, max_length=300)
+
+    def doc(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json")
+        d["periods"] = [list(p) for p in self.periods]
+        return d

@@ -296,6 +296,7 @@ def decide_saferoom_query(name: str, body: schemas.SafeRoomDecisionIn,
 
 @router.post("/saferoom/queries/{name}/run", response_model=schemas.SafeRoomResult, tags=["security"],
              summary="运行已批准的聚合查询（小格抑制） Run an approved query (small cells suppressed)")
-def run_saferoom_query(name: str, params: dict[str, Any], principal: Principal = require("saferoom.query"),
+def run_saferoom_query(name: str, params: dict[str, str | int | float | bool | None],
+                       principal: Principal = require("saferoom.query"),
                        session: Session = UnitOfWork) -> dict[str, Any]:
     return saferoom.run(session, principal, name, params, k=get_settings().safe_room_k)
