@@ -94,7 +94,7 @@ class Geometry(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Any) -> bytes | None:
         if value is None:
             return None
-        return shapely.to_wkb(value, include_srid=False)
+        return bytes(shapely.to_wkb(value, include_srid=False))
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         if value is None:

@@ -6,7 +6,7 @@ BIN=.venv/bin
 status=0
 
 echo "== ruff"; $BIN/ruff check cityops bench tests || status=1
-echo "== mypy"; $BIN/mypy cityops || status=1
+echo "== mypy --strict"; $BIN/mypy --strict cityops || status=1
 
 # browser tests need Debian's Chromium and a CJK font (installed here when missing)
 bash scripts/browser.sh || echo "cityops: Chromium could not be installed; browser tests will be skipped" >&2

@@ -90,7 +90,7 @@ def classify_many(session: Session, texts: list[str], channels: list[str | None]
                     continue
             cands.append({"category_code": info.code, "name_zh": info.name_zh,
                           "department_code": _department(session, info, place), "score": round(float(p), 4)})
-        top = float(cands[0]["score"]) if cands else 0.0  # type: ignore[arg-type]
+        top = float(cands[0]["score"]) if cands else 0.0
         out.append({"candidates": cands, "place": place, "model_version": version,
                     "needs_review": bool(top < REVIEW_THRESHOLD)})
     return out

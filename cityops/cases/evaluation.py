@@ -851,7 +851,11 @@ def to_csv(result: dict[str, Any], lang: str = "zh") -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     keys = [i["key"] for i in result["indicators"]]
-    lab = (lambda k: LABELS[k][1]) if lang == "en" else (lambda k: LABELS[k][0])  # noqa: E731
+    col = 1 if lang == "en" else 0
+
+    def lab(k: str) -> str:
+        return LABELS[k][col]
+
     w.writerow(["排名 rank" if lang != "en" else "rank", "code", "名称" if lang != "en" else "name",
                 *[lab(k) for k in keys], lab("score"), lab("grade")])
     for it in [*result["items"], result["total"]]:

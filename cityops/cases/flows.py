@@ -138,7 +138,7 @@ async def submit_async(request: _intake.ReportRequest) -> tuple[int, dict[str, A
 
         return await run_in_threadpool(one)
     fut = writer_for(engine).submit(request)
-    return await asyncio.wait_for(asyncio.wrap_future(fut), WAIT_S)  # type: ignore[no-any-return]
+    return await asyncio.wait_for(asyncio.wrap_future(fut), WAIT_S)
 
 
 def submit(session: Session, request: _intake.ReportRequest) -> tuple[int, dict[str, Any], bool]:

@@ -850,7 +850,7 @@ def import_hotline(session: Session, principal: Principal, rows: list[Any], *, s
 
         codes = sorted({str(orders[i].grid_code) for i in grid_only})  # type: ignore[union-attr]
         geoms: dict[str, Any] = dict(session.execute(select(Area.code, Area.geom).where(Area.code.in_(codes), Area.level == "grid",
-                                                                        Area.valid_to.is_(None))).all())  # type: ignore[arg-type]
+                                                                        Area.valid_to.is_(None))).all())
         for i in grid_only:
             g = geoms.get(str(orders[i].grid_code))  # type: ignore[union-attr]
             if g is None:

@@ -117,7 +117,7 @@ def to_xml(root: str, value: Any) -> bytes:
     else:
         for k, v in value.items():
             _xml_into(el, k, v)
-    return ET.tostring(el, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(el, encoding="utf-8", xml_declaration=True))
 
 
 def _json(value: Any) -> bytes:

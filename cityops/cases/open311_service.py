@@ -349,8 +349,8 @@ def locate_address(session: Session, address: str | None, address_id: str | None
     like = f"%{want.replace('%', '').replace('_', '')}"
     for model, cols in ((Building, (Building.address,)), (Place, (Place.name, Place.address))):
         for col in cols:
-            rows = session.execute(select(model.lon, model.lat, col).where(  # type: ignore[attr-defined]
-                model.valid_to.is_(None), col.like(like), model.lon.is_not(None)).limit(20)).all()  # type: ignore[attr-defined]
+            rows = session.execute(select(model.lon, model.lat, col).where(
+                model.valid_to.is_(None), col.like(like), model.lon.is_not(None)).limit(20)).all()
             for lon, lat, text_ in rows:
                 if _norm_address(str(text_)).endswith(want):
                     candidates.append((float(lon or 0.0), float(lat or 0.0), str(text_)))

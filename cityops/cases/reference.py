@@ -515,7 +515,7 @@ def import_catalogue(session: Session, principal: Principal, doc: Any) -> dict[s
                 problems.append(Problem(f"unknown catalogue version {vc!r}", [*loc, side]))
             elif vc in existing_codes and vc not in old_cats:
                 vid = session.scalar(select(CatalogueVersion.id).where(CatalogueVersion.code == vc))
-                old_cats[vc] = dict(session.execute(select(Category.code, Category.id).where(Category.version_id == vid)).all())  # type: ignore[arg-type]
+                old_cats[vc] = dict(session.execute(select(Category.code, Category.id).where(Category.version_id == vid)).all())
         for ri, r in enumerate(cw["rows"]):
             if not isinstance(r, dict):
                 problems.append(Problem("a crosswalk row is {from, to, relation}", [*loc, "rows", ri]))
@@ -648,7 +648,7 @@ def category_out(c: Category) -> dict[str, Any]:
 
 def list_versions(session: Session) -> list[dict[str, Any]]:
     active = active_version_id(session)
-    counts = dict(session.execute(select(Category.version_id, func.count()).group_by(Category.version_id)).all())  # type: ignore[arg-type]
+    counts = dict(session.execute(select(Category.version_id, func.count()).group_by(Category.version_id)).all())
     out = []
     for v in session.scalars(select(CatalogueVersion).order_by(CatalogueVersion.valid_from)):
         out.append(version_out(v) | {"id": v.id, "active": v.id == active, "categories": counts.get(v.id, 0)})
@@ -738,7 +738,7 @@ def propose_route(session: Session, cat: CategoryInfo, grid_code: str, street_co
     depts = departments(session)
 
     def ok(code: str | None) -> bool:
-        return bool(code) and code in depts and depts[code].active  # type: ignore[index]
+        return bool(code) and code in depts and depts[code].active
 
     territory = territory_department(street_code)
     lead: str | None = None
@@ -1074,7 +1074,7 @@ def ensure_reference(session: Session) -> None:
 
 
 def case_counts_by_category(session: Session) -> dict[int, int]:
-    return dict(session.execute(select(Case.category_id, func.count()).group_by(Case.category_id)).all())  # type: ignore[arg-type]
+    return dict(session.execute(select(Case.category_id, func.count()).group_by(Case.category_id)).all())
 
 
 def conflict(msg: str, loc: list[str | int]) -> Conflict:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from cityops.cases import consultation, queries, reference, schemas, sla, transitions, workflow
 from cityops.cases import intake as _intake
 from cityops.cases.models import Case
-from cityops.cases.queries import (  # noqa: F401 - re-exported API
+from cityops.cases.queries import (
     CASE_SCOPE,
     CaseFilter,
     aggregate,
@@ -34,12 +34,8 @@ from cityops.cases.queries import (  # noqa: F401 - re-exported API
     parse_filter,
     readable_statement,
 )
-from cityops.cases.reference import (  # noqa: F401 - re-exported API
-    active_calendar,
-    propose_route,
-    resolve_category,
-)
-from cityops.cases.workcal import add_working_time, elapsed_fraction  # noqa: F401 - re-exported API
+from cityops.cases.reference import active_calendar, propose_route, resolve_category
+from cityops.cases.workcal import add_working_time, elapsed_fraction
 from cityops.errors import CityOpsError, Problem
 from cityops.security.principal import Principal
 from cityops.security.ratelimit import check_rate
@@ -229,3 +225,9 @@ def routing_overrides(session: Session) -> list[dict[str, Any]]:
              "actor": r.actor, "text": " ".join(x for x in (r.title, r.description) if x), "channel": r.source,
              "category_code": r.category_code, "street_code": r.street_code, "community_code": r.community_code,
              "grid_code": r.grid_code} for r in rows]
+
+
+# the read API and reference lookups that other domains and the routes use through this module
+__all__ = ["CASE_SCOPE", "CaseFilter", "aggregate", "count_cases", "export_csv", "geojson", "get_case",
+           "handled_case_ids", "list_cases", "parse_filter", "readable_statement", "active_calendar",
+           "propose_route", "resolve_category", "add_working_time", "elapsed_fraction"]

@@ -22,12 +22,14 @@ from cityops.security.principal import Principal
 
 
 def _eq(snap: Snapshot, column: str, value: str | None) -> np.ndarray:
-    return getattr(snap, column) == snap.codes.find(value)
+    out: np.ndarray = getattr(snap, column) == snap.codes.find(value)
+    return out
 
 
 def _prefix(snap: Snapshot, column: str, prefix: str) -> np.ndarray:
     book = np.array([v is not None and v.startswith(prefix) for v in snap.codes.values], dtype=bool)
-    return book[getattr(snap, column)]
+    out: np.ndarray = book[getattr(snap, column)]
+    return out
 
 
 def area_mask(snap: Snapshot, code: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -512,7 +513,7 @@ def choropleth(session: Session, principal: Principal, f: Filters, level: str, m
 
 # ---------------------------------------------------------------------------------------------- to-do
 
-TODO_KINDS = {
+TODO_KINDS: dict[str, Callable[[dt.datetime], ColumnElement[bool]]] = {
     "to_verify": lambda now: Case.state == "verifying",
     "to_check": lambda now: Case.state == "inspecting",
     "overdue": lambda now: and_(is_open(), Case.due_at <= now),
@@ -684,7 +685,7 @@ def evaluation_rankings(session: Session, principal: Principal, period: str, lan
     """Rankings of departments, streets and workers with A-E grades from the case engine's
     evaluation (``cityops.cases.evaluation``). Returns (available, reason, rankings)."""
     try:
-        from cityops.cases import evaluation  # type: ignore[attr-defined]
+        from cityops.cases import evaluation
     except ImportError as exc:
         return False, f"cityops.cases.evaluation: {exc}", {}
     fn = getattr(evaluation, "console_rankings", None) or getattr(evaluation, "rankings", None)

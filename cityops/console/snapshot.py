@@ -133,7 +133,8 @@ class Snapshot:
         return int(self.id.shape[0])
 
     def is_open(self) -> np.ndarray:
-        return self.open_states[self.state]
+        out: np.ndarray = self.open_states[self.state]
+        return out
 
 
 def _codes(col: tuple[Any, ...], codes: Codes) -> np.ndarray:

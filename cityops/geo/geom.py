@@ -35,7 +35,8 @@ def to_utm_many(geoms: Sequence[BaseGeometry] | np.ndarray) -> np.ndarray:
     arr = np.asarray(geoms, dtype=object)
     if arr.size == 0:
         return arr
-    return shapely.transform(arr, lambda xy: np.column_stack(TO_UTM.transform(xy[:, 0], xy[:, 1])))
+    out: np.ndarray = shapely.transform(arr, lambda xy: np.column_stack(TO_UTM.transform(xy[:, 0], xy[:, 1])))
+    return out
 
 
 def area_m2(g_wgs: BaseGeometry) -> float:

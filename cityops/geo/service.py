@@ -99,7 +99,7 @@ def list_areas(session: Session, *, level: str | None = None, parent_code: str |
 
 
 def get_area(session: Session, code: str) -> Area:
-    area = session.scalar(current_areas(session).where(Area.code == code))
+    area: Area | None = session.scalar(current_areas(session).where(Area.code == code))
     if area is None:
         raise NotFound([Problem(f"no area with code {code}", ["path", "code"], "not_found")])
     return area
@@ -229,7 +229,8 @@ def grid_indices_for(session: Session, lon: np.ndarray, lat: np.ndarray) -> np.n
     """Vectorized: unified-grid codes (object array, None when outside) for many points."""
     ix = indexes(session)
     idx = ix.grids.locate(lon, lat)
-    return ix.grid_codes_ext[idx]  # -1 -> the trailing None
+    out: np.ndarray = ix.grid_codes_ext[idx]  # -1 -> the trailing None
+    return out
 
 
 def lineage(session: Session, grid_code: str) -> tuple[str | None, str | None]:

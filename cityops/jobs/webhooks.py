@@ -268,7 +268,7 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = N
     (half fixed, half random), so retries of many deliveries spread out but never come at once."""
     d = min(cap, base * (2 ** max(0, attempt - 1)))
     r = (rng or random).random()
-    return d / 2 + r * d / 2
+    return float(d / 2 + r * d / 2)
 
 
 _local = threading.local()

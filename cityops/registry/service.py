@@ -874,7 +874,7 @@ class _Context:
         cache = self.refs.setdefault(model.__tablename__, {})
         if code not in cache:
             cache.update(_current_by_key(self.session, model, [code]))
-            cache.setdefault(code, None)  # type: ignore[arg-type]
+            cache.setdefault(code, None)
         return cache.get(code)
 
     def prefetch(self, model: Any, codes: Iterable[str]) -> None:
@@ -882,7 +882,7 @@ class _Context:
         want = sorted({c for c in codes if isinstance(c, str)} - set(cache))
         found = _current_by_key(self.session, model, want)
         for c in want:
-            cache[c] = found.get(c)  # type: ignore[assignment]
+            cache[c] = found.get(c)
 
     def _household_place(self, p: imp.Parsed, new: dict[str, Any], cur: dict[str, Any] | None) -> bool:
         bcode = new.get("building_code")

@@ -117,7 +117,8 @@ class CSRFGuard:
             async def _receive() -> dict[str, Any]:
                 if queue:
                     return queue.pop(0)
-                return await receive()
+                got: dict[str, Any] = await receive()
+                return got
 
             await self.app(scope, _receive, send)
             return

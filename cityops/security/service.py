@@ -539,7 +539,7 @@ def _department_id(session: Session, code: str | None) -> int | None:
     if key in _dept_ids:
         return _dept_ids[key]
     try:
-        from cityops.cases.models import Department  # type: ignore[attr-defined]
+        from cityops.cases.models import Department
     except (ModuleNotFoundError, ImportError):
         return None
     did = session.scalar(select(Department.id).where(Department.code == code))
