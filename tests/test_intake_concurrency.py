@@ -30,7 +30,8 @@ def _points(session: Any, n: int, cats: list[Any]) -> list[tuple[Any, float, flo
     points of one category, inside the district."""
     import numpy as np
 
-    from cityops.cases.intake import find_duplicate, locate
+    from cityops.cases.intake import find_duplicate
+    from cityops.cases.places import locate
     from cityops.cases.sla import now
     from cityops.geo.models import Area
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cityops.ai import classify as clf
+from cityops.ai.examples import harvest_overrides
 from cityops.ai.models import AiExample, AiModel
 from cityops.cases import reference as ref
 from cityops.db import database_key, utcnow
@@ -166,9 +167,7 @@ def train(session: Session, principal: Principal, *, progress: Progress | None =
     tick = progress or (lambda _stage, _f: None)
     tick("corpus", 0.05)
     train_rows, _test = split_rows(session)
-    from cityops.ai import service
-
-    service.harvest_overrides(session)
+    harvest_overrides(session)
     ex = corrections(session)
     texts = [r["text"] for r in train_rows] + [t for _i, t, _c in ex]
     labels = [r["code"] for r in train_rows] + [c for _i, _t, c in ex]

@@ -18,14 +18,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityops.ai import classify as clf
+from cityops.ai import models_service
 from cityops.ai import place as pl
+from cityops.ai.examples import _version_code
 from cityops.ai.models import AiExample, AiProposal
 from cityops.ai.models_service import active_model
 from cityops.cases import reference as ref
+from cityops.cases import service as cases
 from cityops.db import database_key, utcnow
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo import service as geo
+from cityops.jobs import service as jobs
+from cityops.registry import service as registry
 from cityops.security import audit
 from cityops.security.principal import Principal
+from cityops.security.ratelimit import check_rate
 
 REVIEW_THRESHOLD = 0.6  # top candidate's calibrated probability below this -> a person decides
 PLACE_THRESHOLD = 0.5
@@ -42,9 +49,6 @@ def gazetteer(session: Session) -> pl.Gazetteer:
     hit = _gaz.get(key)
     if hit is not None and time.monotonic() - hit[0] < GAZETTEER_TTL:
         return hit[1]
-    from cityops.geo import service as geo
-    from cityops.registry import service as registry
-
     g = pl.build(geo.area_names(session), registry.place_names(session))
     with _gaz_lock:
         _gaz[key] = (time.monotonic(), g)
@@ -141,8 +145,6 @@ def record_correction(session: Session, principal: Principal, case_id: int, *, c
     Recorded as a labelled example (what differs from the proposal is listed in ``fields``); the
     proposal is marked accepted or corrected. A new category is applied to the case through
     ``cityops.cases.service.change_category``. Does not commit."""
-    from cityops.cases import service as cases
-
     case = cases.case_text(session, principal, case_id)  # scoped: 404 outside the principal's area
     probs: list[Problem] = []
     cat = None
@@ -188,38 +190,6 @@ def record_correction(session: Session, principal: Principal, case_id: int, *, c
     return {"example_id": ex.id, "case_id": case_id, "source": ex.source, "fields": fields, "category_code": chosen_cat}
 
 
-def _version_code(session: Session) -> str | None:
-    return ref.active_catalogue_code(session)
-
-
-def harvest_overrides(session: Session) -> int:
-    """Copy the department overrides recorded at dispatch (routing decisions with ``overridden``)
-    that are not examples yet into labelled examples. Returns how many were added."""
-    from cityops.cases import service as cases
-
-    done = set(session.scalars(select(AiExample.routing_decision_id).where(AiExample.routing_decision_id.is_not(None))))
-    rows = [r for r in cases.routing_overrides(session) if r["routing_decision_id"] not in done]
-    for r in rows:
-        session.add(AiExample(source="routing_override", case_id=r["case_id"], routing_decision_id=r["routing_decision_id"],
-                              text=r["text"], channel=r["channel"], category_code=r["category_code"],
-                              catalogue_version=_version_code(session), department_code=r["department_code"],
-                              street_code=r["street_code"], community_code=r["community_code"], grid_code=r["grid_code"],
-                              fields=["department"], actor=r["actor"]))
-    session.flush()
-    return len(rows)
-
-
-def list_examples(session: Session, *, after_id: int = 0, limit: int = 100_000) -> list[AiExample]:
-    return list(session.scalars(select(AiExample).where(AiExample.id > after_id).order_by(AiExample.id).limit(limit)))
-
-
-def example_out(e: AiExample) -> dict[str, Any]:
-    return {"id": e.id, "created_at": e.created_at, "source": e.source, "case_id": e.case_id, "text": e.text,
-            "channel": e.channel, "category_code": e.category_code, "department_code": e.department_code,
-            "street_code": e.street_code, "community_code": e.community_code, "grid_code": e.grid_code,
-            "fields": e.fields, "actor": e.actor}
-
-
 def get_example(session: Session, example_id: int) -> AiExample:
     e = session.get(AiExample, example_id)
     if e is None:
@@ -236,16 +206,12 @@ PUBLIC_MAX_CHARS = 500
 def public_classify(session: Session, text: str, *, source_ip: str | None) -> dict[str, Any]:
     """The category suggestion of the phone report page: rate-limited per source address, text
     cut to ``PUBLIC_MAX_CHARS``; the place is not looked up (the citizen's pin gives it)."""
-    from cityops.security.ratelimit import check_rate
-
     per_minute = float(ref.policy(session).get("public_classify_per_minute", PUBLIC_PER_MINUTE))
     check_rate(f"classify-public:{source_ip or '-'}", per_minute, what="suggestions")
     return classify_many(session, [text[:PUBLIC_MAX_CHARS]], ["public"], with_place=False)[0]
 
 
 def case_proposal(session: Session, principal: Principal, case_id: int) -> dict[str, Any]:
-    from cityops.cases import service as cases
-
     cases.case_text(session, principal, case_id)  # scoped: 404 outside the principal's area
     p = proposal_of(session, case_id)
     if p is None:
@@ -261,8 +227,6 @@ def submit_correction(session: Session, principal: Principal, body: Any) -> dict
 
 
 def queue_retrain(session: Session, principal: Principal) -> dict[str, Any]:
-    from cityops.jobs import service as jobs
-
     jobs.enqueue(session, RETRAIN_TOPIC, {"requested_by": principal.username, "at": utcnow()},
                  dedupe_key=f"{RETRAIN_TOPIC}:{int(time.time() // 60)}")
     audit.record(session, principal, "classify.retrain.queue", "ai_model", None)
@@ -270,15 +234,11 @@ def queue_retrain(session: Session, principal: Principal) -> dict[str, Any]:
 
 
 def promote_version(session: Session, principal: Principal, version: int, force: bool) -> dict[str, Any]:
-    from cityops.ai import models_service
-
     out = models_service.promote(session, principal, version, force=force)
     return out
 
 
 def rollback_version(session: Session, principal: Principal) -> dict[str, Any]:
-    from cityops.ai import models_service
-
     out = models_service.rollback(session, principal)
     return out
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, File, Header, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from cityops.cases import flows, intake, queries, reference, schemas, service
+from cityops.cases import flows, intake, places, queries, reference, schemas, service
 from cityops.errors import InvalidInput, Problem
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
@@ -379,7 +379,7 @@ def catalogue_route(category_code: str = Query(..., pattern=r"^\d{4,16}$"), lat:
     import numpy as np
 
     cat = reference.resolve_category(session, category_code, ["query", "category_code"])
-    where = intake.locate(session, np.array([lon]), np.array([lat]))[0]
+    where = places.locate(session, np.array([lon]), np.array([lat]))[0]
     if where is None:
         raise InvalidInput([Problem("点位不在本区范围内 the point is outside the district", ["query", "lat"])])
     p = reference.propose_route(session, cat, where.grid_code, where.street_code)

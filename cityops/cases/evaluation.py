@@ -32,8 +32,8 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from cityops.cases import places, sla
 from cityops.cases import reference as ref
-from cityops.cases import sla
 from cityops.cases.evaluation_models import EvaluationScheme
 from cityops.cases.models import Case, CaseDepartment, CaseEvent, CaseStep
 from cityops.cases.queries import CASE_SCOPE, area_filter
@@ -752,9 +752,7 @@ def _names(ctx: Ctx, subject: str, keys: list[str]) -> dict[str, tuple[str, str 
     if subject in ("department", "hotline"):
         depts = ref.departments(ctx.session)
         return {k: ((depts[k].name, depts[k].name_en) if k in depts else (k, None)) for k in keys}
-    from cityops.cases.intake import area_names
-
-    names = area_names(ctx.session)
+    names = places.area_names(ctx.session)
     return {k: (names.get(k, k), None) for k in keys}
 
 

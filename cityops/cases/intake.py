@@ -19,8 +19,6 @@ import json
 import math
 import os
 import secrets
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +30,8 @@ from sqlalchemy import bindparam, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cityops.cases import proposals, schemas, sla
 from cityops.cases import reference as ref
-from cityops.cases import schemas, sla
 from cityops.cases.models import (
     DEDUPE_STATES,
     Case,
@@ -46,9 +44,10 @@ from cityops.cases.models import (
     case_no,
     table,
 )
+from cityops.cases.places import Located, locate
 from cityops.cases.transitions import self_handle_allowed
 from cityops.config import ROOT
-from cityops.db import UTCDateTime, bulk_insert, database_key, insert_rows
+from cityops.db import UTCDateTime, bulk_insert, insert_rows
 from cityops.errors import CityOpsError, Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs import service as jobs
 from cityops.security import audit, scope
@@ -69,59 +68,6 @@ LINK_CASE = (update(CASES_T).where(CASES_T.c.id == bindparam("cid"))
              .returning(CASES_T.c.reporter_count, CASES_T.c.state, CASES_T.c.reported_at, CASES_T.c.grid_code,
                         CASES_T.c.community_code, CASES_T.c.street_code, CASES_T.c.urgency, CASES_T.c.category_code))
 _DEDUPE_LOCK = 0x63617365  # "case"
-
-
-# ---------------------------------------------------------------- locate (cached index)
-
-_loc_cache: dict[str, tuple[float, Any]] = {}
-_loc_lock = threading.Lock()
-LOCATE_TTL = 2.0
-
-
-def _index(session: Session) -> Any:
-    from cityops.geo import service as geo
-
-    key = database_key(session)
-    hit = _loc_cache.get(key)
-    t = time.monotonic()
-    if hit is not None and t - hit[0] < LOCATE_TTL:
-        return hit[1]
-    ix = geo.indexes(session)
-    with _loc_lock:
-        _loc_cache[key] = (t, ix)
-    return ix
-
-
-@dataclass
-class Located:
-    grid_code: str
-    community_code: str
-    street_code: str
-    layers: dict[str, str | None]
-
-
-def locate(session: Session, lon: np.ndarray, lat: np.ndarray) -> list[Located | None]:
-    """Unit grid, community, street and every layer's grid of many points (None: outside)."""
-    ix = _index(session)
-    gidx = ix.grids.locate(lon, lat)
-    layer_hits = [(key, li.locate(lon, lat), li) for key, _name, li, _names in ix.layers]
-    out: list[Located | None] = []
-    for k in range(len(gidx)):
-        if gidx[k] < 0:
-            out.append(None)
-            continue
-        g = str(ix.grids.codes[gidx[k]])
-        c = ix.parents.get(g) or g[:12]
-        s = ix.parents.get(c) or g[:9]
-        layers: dict[str, str | None] = {"city_ops": g}
-        for key, hits, li in layer_hits:
-            layers[key] = str(li.codes[hits[k]]) if hits[k] >= 0 else None
-        out.append(Located(g, c, s, layers))
-    return out
-
-
-def area_names(session: Session) -> dict[str, str]:
-    return dict(_index(session).names)
 
 
 # ---------------------------------------------------------------- media
@@ -1052,8 +998,12 @@ def propose_category_hook(session: Session, texts: list[str], channel: str, locs
                           strict: bool = True) -> list[tuple[ref.CategoryInfo | None, dict[str, Any] | None]]:
     """(category, proposal) per text, the category being the top candidate. ``strict``: an empty
     text or no trained model is an error naming ``locs``; otherwise (signals) (None, None)."""
-    from cityops.ai import service as smart
-
+    smart = proposals.proposer()
+    if smart is None:
+        if not strict:
+            return [(None, None)] * len(texts)
+        raise InvalidInput([Problem("须填写类别 category_code is required (no classifier is installed)", loc)
+                            for loc in locs])
     probs = [Problem("category_code is required when there is no text to classify (无类别时须提供问题描述)", loc)
              for t, loc in zip(texts, locs, strict=True) if not t.strip()]
     if probs:
@@ -1078,7 +1028,6 @@ def store_proposals_hook(session: Session, batch: list[tuple[Principal, IntakeIt
     """Store the proposals of the items that created a case (a linked report keeps its case's)."""
     items = [(int(r["case_id"]), it.source, it.proposal) for (_p, it), r in zip(batch, results, strict=True)
              if it.proposal is not None and r is not None and not r["linked"]]
-    if items:
-        from cityops.ai import service as smart
-
+    smart = proposals.proposer()
+    if items and smart is not None:
         smart.store_proposals(session, items)

@@ -27,8 +27,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cityops.cases import intake as _intake
+from cityops.cases import places, sla
 from cityops.cases import reference as ref
-from cityops.cases import sla
 from cityops.cases.models import (
     Case,
     CaseEvent,
@@ -412,7 +412,7 @@ def create_request(session: Session, form: Form, *, header_key: str | None, sour
         raise Open311Error(400, [(400, e) for e in errs])
     if lat is None or lon is None:
         lon, lat, address = locate_address(session, address, address_id)
-    where = _intake.locate(session, np.array([lon]), np.array([lat]))[0]
+    where = places.locate(session, np.array([lon]), np.array([lat]))[0]
     if where is None:
         raise bad("the location is outside the jurisdiction (松江区 310117)")
     name = reporter_name(first, last)
@@ -616,7 +616,7 @@ def requests_out(session: Session, rows: list[Case], *, notes: bool, extended: b
             n = note_of(e.action, e.from_state, e.to_state, e.at, lang)
             if n is not None:
                 history.setdefault(e.case_id, []).append(n)
-    names = _intake.area_names(session) if extended else {}
+    names = places.area_names(session) if extended else {}
     out = []
     for c in rows:
         cat = cats.get(c.category_id)

@@ -21,8 +21,8 @@ from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from cityops.cases import places, sla
 from cityops.cases import reference as ref
-from cityops.cases import sla
 from cityops.cases.models import (
     Case,
     CaseDepartment,
@@ -241,9 +241,7 @@ def summary(c: Case, at: dt.datetime, names: dict[str, str] | None = None, depts
 
 
 def _ctx(session: Session) -> tuple[dict[str, str], dict[str, Any], dict[int, Any]]:
-    from cityops.cases.intake import area_names
-
-    return area_names(session), ref.departments(session), ref.catalogue(session).by_id
+    return places.area_names(session), ref.departments(session), ref.catalogue(session).by_id
 
 
 def list_cases(session: Session, principal: Principal, f: CaseFilter, *, page: int = 1, page_size: int = 50,

@@ -19,7 +19,7 @@ from shapely.geometry import Point
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from cityops.cases import intake, sla, workcal
+from cityops.cases import places, sla, workcal
 from cityops.cases import reference as ref
 from cityops.cases.models import (
     Case,
@@ -157,7 +157,7 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
         pts.append(p[0] if p else (grids[int(k)].geom.representative_point().x, grids[int(k)].geom.representative_point().y))
     lon = np.array([p[0] for p in pts])
     lat = np.array([p[1] for p in pts])
-    where = intake.locate(session, lon, lat)
+    where = places.locate(session, lon, lat)
     cats = list(ref.catalogue(session).by_version.get(ref.catalogue(session).active_id or -1, {}).values())
     cw = np.array([HOT.get(c.name_zh, 1.0) for c in cats])
     now = sla.now()

@@ -82,10 +82,8 @@ def filter_mask(session: Session, snap: Snapshot, principal: Principal, f: Any, 
         if f.period == "open":
             m &= snap.is_open()
         elif f.period != "all":
-            from cityops.console.service import period_start
-
             with np.errstate(invalid="ignore"):
-                m &= snap.reported >= period_start(f.period, now).timestamp()
+                m &= snap.reported >= i18n.period_start(f.period, now).timestamp()
     return m
 
 

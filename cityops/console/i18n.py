@@ -316,3 +316,11 @@ def local_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of a Shanghai calendar day, in UTC."""
     start = dt.datetime.combine(day, dt.time(0), TZ)
     return start.astimezone(dt.UTC), (start + dt.timedelta(days=1)).astimezone(dt.UTC)
+
+
+def period_start(period: str, now: dt.datetime) -> dt.datetime:
+    """The start of a console period (today in Asia/Shanghai, or the last 24 h / 7 / 30 days)."""
+    if period == "today":
+        return local_day_bounds(now.astimezone(TZ).date())[0]
+    hours = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}[period]
+    return now - dt.timedelta(hours=hours)

@@ -24,6 +24,7 @@ from cityops.cases import reference as case_ref
 from cityops.cases import sla as case_sla
 from cityops.cases.models import Case, CaseEvent, Category, Department
 from cityops.console import charts, i18n
+from cityops.console.i18n import period_start
 from cityops.db import database_key
 from cityops.errors import CityOpsError, InvalidInput, NotFound, Problem
 from cityops.geo.models import Area
@@ -252,13 +253,6 @@ def where_clauses(session: Session, principal: Principal, f: Filters, now: dt.da
         elif f.period != "all":
             w.append(Case.reported_at >= period_start(f.period, now))
     return w
-
-
-def period_start(period: str, now: dt.datetime) -> dt.datetime:
-    if period == "today":
-        return i18n.local_day_bounds(now.astimezone(i18n.TZ).date())[0]
-    hours = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}[period]
-    return now - dt.timedelta(hours=hours)
 
 
 # ---------------------------------------------------------------------------------------------- meta

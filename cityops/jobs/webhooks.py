@@ -35,9 +35,12 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
+from cityops import clock
+from cityops.db import utcnow
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
 from cityops.jobs.models import DEAD, DELIVERED, PENDING, SKIPPED, WebhookDelivery, WebhookSubscription
 from cityops.jobs.settings import get_job_settings
+from cityops.security import audit
 from cityops.security.principal import Principal
 
 USER_AGENT = "cityops-webhooks/1"
@@ -129,8 +132,6 @@ def subscription_out(sub: WebhookSubscription, *, with_secret: bool = False) -> 
 
 
 def _audit(session: Session, principal: Principal, action: str, oid: object, detail: dict[str, Any]) -> None:
-    from cityops.security import audit
-
     audit.record(session, principal, action, "webhook", oid, detail=detail)
 
 
@@ -138,8 +139,6 @@ def create_subscription(session: Session, principal: Principal, *, url: str, top
                         secret: str | None = None, active: bool = True,
                         description: str | None = None) -> dict[str, Any]:
     """Create a subscription; the answer carries the secret (the only time it is shown)."""
-    from cityops.db import utcnow
-
     sub = WebhookSubscription(url=_check_url(url), topics=_check_topics(topics),
                               secret=_check_secret(secret) if secret else new_secret(), active=active,
                               description=_check_text(description, "description"), created_by=principal.username,
@@ -166,8 +165,6 @@ def update_subscription(session: Session, principal: Principal, sub_id: int, *, 
                         topics: list[str] | None = None, active: bool | None = None,
                         description: str | None = None, rotate_secret: bool = False,
                         secret: str | None = None) -> dict[str, Any]:
-    from cityops.db import utcnow
-
     sub = get_subscription(session, sub_id)
     changed: dict[str, Any] = {}
     if url is not None:
@@ -222,8 +219,6 @@ def list_deliveries(session: Session, *, status: str | None = None, subscription
 
 def retry_delivery(session: Session, principal: Principal, delivery_id: int) -> dict[str, Any]:
     """Put a dead (or skipped) delivery back in the queue with a fresh attempt budget."""
-    from cityops.jobs.service import _now
-
     d = session.get(WebhookDelivery, delivery_id) if 0 < delivery_id < 2**62 else None
     if d is None:
         raise NotFound([Problem(f"delivery {delivery_id} not found", ["path", "delivery_id"], "not_found")])
@@ -231,7 +226,7 @@ def retry_delivery(session: Session, principal: Principal, delivery_id: int) -> 
         return delivery_out(d)
     if d.status == DELIVERED:
         raise Conflict([Problem("delivery already succeeded", ["path", "delivery_id"], "conflict")])
-    d.status, d.attempts, d.run_at = PENDING, 0, _now()
+    d.status, d.attempts, d.run_at = PENDING, 0, clock.now()
     d.claimed_by = d.lease_until = None
     _audit(session, principal, "webhook.redeliver", d.id, {"uid": d.uid})
     return delivery_out(d)
