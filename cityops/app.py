@@ -21,11 +21,13 @@ DOMAIN_APIS = [
     "cityops.cases.api",
     "cityops.security.api",
     "cityops.geo.api",
+    "cityops.geo.basemap_api",
     "cityops.registry.api",
     "cityops.cases.open311",
     "cityops.cases.evaluation_api",
     "cityops.console.api",
     "cityops.jobs.api",
+    "cityops.emergency.api",
 ]
 
 OPENAPI_TAGS = [
@@ -34,12 +36,14 @@ OPENAPI_TAGS = [
     {"name": "security", "description": "角色、审计、数据安全屋 Roles, audit, data safe room"},
     {"name": "areas", "description": "行政区划与网格 Administrative areas and unit grids"},
     {"name": "layers", "description": "多格合一 Grid layers, topology, crosswalk"},
+    {"name": "basemap", "description": "底图 Roads, water, named places; place search"},
     {"name": "registry", "description": "基础数据 人、地、房、物、组织 Base data"},
     {"name": "cases", "description": "一网统管 案件闭环 Case workflow"},
     {"name": "catalogue", "description": "部件事件目录、时限、工作日历 Catalogue and calendar"},
     {"name": "evaluation", "description": "绩效评价 Evaluation"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
+    {"name": "emergency-planning", "description": "应急资源调度、疏散与覆盖分析 Dispatch, evacuation and coverage planning"},
     {"name": "notifications", "description": "站内消息 In-app notifications"},
     {"name": "webhooks", "description": "推送订阅与后台任务 Webhooks, outbox and job status"},
 ]

@@ -8,6 +8,7 @@ from cityops.db import Base
 
 DOMAIN_MODELS = [
     "cityops.geo.models",
+    "cityops.geo.basemap_models",
     "cityops.security.models",
     "cityops.registry.models",
     "cityops.cases.models",

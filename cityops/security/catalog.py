@@ -32,6 +32,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "open311.post": ("Open311 提交诉求", "post Open311 requests"),
     "notification.read": ("查看消息", "read own notifications"),
     "webhook.manage": ("管理推送订阅", "manage webhooks"),
+    # emergency planning
+    "emergency.plan": ("编制物资调度、疏散与覆盖方案", "plan supply dispatch, evacuation and coverage"),
     # console
     "console.view": ("使用城运驾驶舱", "use the console"),
     # security administration (三权分立)
@@ -61,9 +63,11 @@ ROLES: dict[str, tuple[str, str, set[str], bool]] = {
                            _READ | {"case.report", "case.act"}, False),
     "district_commander": ("区城运中心指挥长", "district commander",
                            _READ | {"case.report", "case.act", "case.export", "registry.export", "person.unmask",
-                                    "layer.write", "catalogue.write", "webhook.manage"}, False),
+                                    "layer.write", "catalogue.write", "webhook.manage",
+                                    "emergency.plan"}, False),
     "cdc_analyst": ("疾控分析员", "CDC analyst", {"console.view", "registry.read", "saferoom.query", "evaluation.read"}, False),
-    "emergency_commander": ("应急指挥长", "emergency commander", _READ | {"case.report", "case.act", "person.unmask"}, False),
+    "emergency_commander": ("应急指挥长", "emergency commander",
+                            _READ | {"case.report", "case.act", "person.unmask", "emergency.plan"}, False),
     "sys_admin": ("系统管理员", "system administrator",
                   {"account.manage", "apikey.manage", "console.view", "catalogue.write", "layer.write", "area.write",
                    "registry.write", "webhook.manage"}, True),
