@@ -4,6 +4,7 @@ and the console (/)."""
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -76,6 +77,16 @@ def create_app(**overrides: Any) -> FastAPI:
             "loc": ["request"], "type": "value_error.out_of_range",
             "msg": "a value is out of the range the database can store (数值超出范围)"}]})
 
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and a NaN/Infinity sent as JSON (Python's json accepts
+        # them) cannot be written back out: that answered 500 instead of 422
+        from fastapi.encoders import jsonable_encoder
+
+        return JSONResponse(status_code=422, content={"detail": _finite(jsonable_encoder(exc.errors()))})
+
     from fastapi import Depends
 
     from cityops.security.deps import public_route
@@ -101,6 +112,17 @@ def create_app(**overrides: Any) -> FastAPI:
         if router is not None:
             app.include_router(router)
     return app
+
+
+def _finite(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by its text (JSON has no NaN/Infinity)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -199,7 +199,7 @@ def layer_geojson(session: Session, layer: str, *, bbox: str | None = None, zoom
     data = _load(session, layer)
     if data is None or not len(data.geoms):
         return json.dumps({"type": "FeatureCollection", "layer": layer, "zoom": zoom, "features": []})
-    idx = data.tree.query(shapely.box(*box)) if box is not None else np.arange(len(data.geoms))
+    idx = data.tree.query(shapely.box(*box), predicate="intersects") if box is not None else np.arange(len(data.geoms))
     idx = np.sort(idx[data.zoom[idx] <= zoom])
     truncated = len(idx) > limit
     if truncated:

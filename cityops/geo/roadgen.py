@@ -272,6 +272,7 @@ def _roads(district: DemoDistrict, rng: np.random.Generator, outline: BaseGeomet
     origin = centres["310117001"]
     # secondary grid of the new city, local roads between (no jitter, no dropout)
     counters = [0, 0]
+    old_town = streets["310117001"]
     for spacing, offset, kind in ((800.0, 0.0, "secondary"), (800.0, 200.0, "residential"), (800.0, 600.0, "residential")):
         shift = origin + offset * np.array([np.cos(theta) - np.sin(theta), np.sin(theta) + np.cos(theta)])
         for line, axis, b in _lattice(urban, rng, spacing, 0.0, 0.0, theta, shift):
@@ -286,10 +287,15 @@ def _roads(district: DemoDistrict, rng: np.random.Generator, outline: BaseGeomet
                 line_name = names.unique(pool[k].removesuffix("路")) if k < len(pool) else names.fresh()
             for part in parts:
                 nm = line_name or _community_name(part, communities, ctree, names)
-                oneway = 0
-                if kind == "residential" and streets["310117001"].contains(part.centroid) and rng.random() < 0.33:
-                    oneway = 1 if (b % 2) else -1
-                roads.append(_Road(part, kind, nm, oneway=oneway))
+                if kind == "secondary" or not old_town.intersects(part):
+                    roads.append(_Road(part, kind, nm))
+                    continue
+                # the old town's local roads: a third of them one-way, alternating directions
+                oneway = (1 if b % 2 else -1) if rng.random() < 0.33 else 0
+                for piece in _parts(shapely.intersection(part, old_town), 50.0):
+                    roads.append(_Road(piece, kind, nm, oneway=oneway))
+                for piece in _parts(shapely.difference(part, old_town), 50.0):
+                    roads.append(_Road(piece, kind, nm))
     for code, poly in streets.items():
         if code in urban_codes:
             continue
