@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog, milp
-from scipy.optimize import LinearConstraint, Bounds
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from cityops.emergency.allocate import AllocationInput, allocate, coupled
 from cityops.emergency.explain import unmet_reasons
@@ -108,7 +107,7 @@ def test_objective_equals_independent_lp(inp):
     want = reference_lp(inp, integer=inp.integer)
     assert res.objective == pytest.approx(want, rel=1e-6, abs=1e-6)
     # every unmet quantity carries a reason
-    assert set(unmet_reasons(inp, res)) == {(int(d), int(k)) for d, k in zip(*np.nonzero(res.unmet > 1e-9))}
+    assert set(unmet_reasons(inp, res)) == {(int(d), int(k)) for d, k in zip(*np.nonzero(res.unmet > 1e-9), strict=True)}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -165,3 +164,19 @@ def test_integer_plan_ships_whole_units():
     assert np.allclose(res.qty, np.round(res.qty))
     assert res.qty.sum() == 3 and res.unmet[0, 0] == pytest.approx(1.2)
     assert res.objective == pytest.approx(reference_lp(inp, integer=True))
+
+
+def test_column_generation_on_a_larger_instance():
+    """More warehouses than the initial columns per (demand, item): the pricing rounds must find the
+    rest (the coupled optimum is reached through several rounds)."""
+    rng = np.random.default_rng(7)
+    W, D, K = 14, 30, 3
+    pw, pd = rng.uniform(0, 100, (W, 2)), rng.uniform(0, 100, (D, 2))
+    cost = np.hypot(pw[:, None, 0] - pd[None, :, 0], pw[:, None, 1] - pd[None, :, 1])
+    stock = rng.integers(0, 60, (W, K)).astype(float)
+    need = rng.integers(0, 40, (D, K)).astype(float)
+    inp = AllocationInput(cost, rng.uniform(1, 4, D), stock, need, 0.5 * stock.sum(axis=1), unmet_penalty=500.0)
+    res = allocate(inp)
+    assert res.model == "lp" and res.info["rounds"] > 1 and res.info["columns"] < res.info["candidates"]
+    _check_feasible(inp, res)
+    assert res.objective == pytest.approx(reference_lp(inp), rel=1e-6)

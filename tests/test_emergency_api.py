@@ -149,3 +149,13 @@ def test_coverage(client, planner):
     assert mins == sorted(mins, reverse=True)
     wider = _post(client, "coverage", dict(body, minutes=60), planner).json()
     assert {k["kind"]: k["covered"] for k in wider["kinds"]}["fire_team"] >= fire["covered"]
+
+
+def test_points_far_from_the_district_are_rejected(client, planner):
+    body = {"minutes": 10, "facilities": [{"id": "F", "kind": "k", "x": 24.0, "y": 0.0}]}
+    r = _post(client, "coverage", body, planner)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "facilities", 0, "x"]
+    alloc = json.loads(json.dumps(EXAMPLE))
+    alloc["travel"] = "network"
+    r = _post(client, "allocate", alloc, planner)  # x 0..10, y 0..4: valid lon/lat, but not near 松江
+    assert r.status_code == 422 and ["body", "warehouses", 0, "x"] in [p["loc"] for p in r.json()["detail"]]

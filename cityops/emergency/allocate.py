@@ -41,13 +41,16 @@ T. L. Magnanti & J. B. Orlin, Network Flows (1993), ch. 9-10 (transportation pro
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-K0 = 8  # initial columns per (demand, item) in column generation
+K0 = int(os.environ.get("CITYOPS_ALLOC_K0", "2"))  # initial columns per (demand, item) in column generation
+ENTER = int(os.environ.get("CITYOPS_ALLOC_ENTER", "2"))  # columns entering per (demand, item) and round
+RESOLVE = os.environ.get("CITYOPS_ALLOC_RESOLVE", "dual")
 _INT_COST_MAX = 2 ** 44
 _RC_TOL = 1e-9
 _OK = ("kOptimal", "kModelEmpty")
@@ -138,6 +141,10 @@ def _finish(inp: AllocationInput, w: np.ndarray, d: np.ndarray, k: np.ndarray, q
 
 # --------------------------------------------------------------------------- independent items
 
+def _cat(xs: list[np.ndarray], dt: Any) -> np.ndarray:
+    return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dtype=dt)
+
+
 def _decimals(values: np.ndarray) -> int | None:
     """Smallest q <= 6 with every value x 10^q an integer (None when there is none)."""
     v = values[values > 0]
@@ -209,8 +216,7 @@ def _independent(unit: np.ndarray, stock: np.ndarray, need: np.ndarray, inp: All
         out_k.append(sub.k)
         out_q.append(sub.qty)
         model, solver = "min_cost_flow+lp", solver + " + HiGHS"
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dtype=dt))
-    return _finish(inp, cat(out_w, np.int64), cat(out_d, np.int64), cat(out_k, np.int64), cat(out_q, float),
+    return _finish(inp, _cat(out_w, np.int64), _cat(out_d, np.int64), _cat(out_k, np.int64), _cat(out_q, float),
                    model, solver, info={"lp_items": lp_items})
 
 
@@ -226,6 +232,7 @@ class _LP:
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("time_limit", float(time_limit))
+        self.h.setOptionValue("presolve", "off")  # presolve would throw the warm start away every round
         self.hs = highspy
         W, K = stock.shape
         D = need.shape[0]
@@ -247,6 +254,7 @@ class _LP:
         self.h.changeObjectiveOffset(float(M * need.sum()))
         self.cols: list[np.ndarray] = []
         self.integer = integer
+        self.solved = False
 
     def add(self, w: np.ndarray, d: np.ndarray, k: np.ndarray) -> None:
         n = len(w)
@@ -262,7 +270,10 @@ class _LP:
         self.cols.append(np.column_stack([w, d, k]))
 
     def solve(self) -> str:
+        if self.solved and RESOLVE == "primal":
+            self.h.setOptionValue("simplex_strategy", 4)
         self.h.run()
+        self.solved = True
         return str(self.h.getModelStatus()).rsplit(".", 1)[-1]
 
     def columns(self) -> np.ndarray:
@@ -303,11 +314,18 @@ def _lp(unit: np.ndarray, stock: np.ndarray, need: np.ndarray, hand: np.ndarray,
         if status not in _OK:
             break
         alpha, beta, gamma = lp.duals()
-        rc = masked - alpha[:, None, :] - beta[None, :, :] - gamma[:, None, None]
-        enter = candidate & ~in_set & (rc < -_RC_TOL * max(1.0, M))
-        if not enter.any():
+        rc = masked - M - alpha[:, None, :] - beta[None, :, :] - gamma[:, None, None]
+        rc = np.where(candidate & ~in_set, rc, np.inf)
+        if not (rc < -_RC_TOL * max(1.0, M)).any():
             break
-        ew, ed, ek = np.nonzero(enter)
+        # partial pricing: the ENTER most negative warehouses of each (demand, item)
+        top = np.argpartition(rc, ENTER - 1, axis=0)[:ENTER] if W > ENTER else np.broadcast_to(
+            np.arange(W)[:, None, None], (W, D, K))
+        tw = top.reshape(top.shape[0], -1)
+        td = np.broadcast_to(dd.ravel(), tw.shape)
+        tk = np.broadcast_to(kk.ravel(), tw.shape)
+        neg = rc[tw, td, tk] < -_RC_TOL * max(1.0, M)
+        ew, ed, ek = tw[neg], td[neg], tk[neg]
         in_set[ew, ed, ek] = True
         lp.add(ew, ed, ek)
     cols = lp.columns()

@@ -11,8 +11,11 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from cityops.emergency import schemas
-from cityops.emergency.allocate import AllocationInput, allocate as solve_allocation
-from cityops.emergency.evacuate import coverage as coverage_of, evacuate as solve_evacuation, unassigned_reason
+from cityops.emergency.allocate import AllocationInput
+from cityops.emergency.allocate import allocate as solve_allocation
+from cityops.emergency.evacuate import coverage as coverage_of
+from cityops.emergency.evacuate import evacuate as solve_evacuation
+from cityops.emergency.evacuate import unassigned_reason
 from cityops.emergency.explain import REASONS, explain
 from cityops.errors import InvalidInput, Problem
 from cityops.geo import roads
@@ -48,6 +51,14 @@ def _lonlat_problems(points: list[Any], where: str) -> list[Problem]:
     return out
 
 
+def _reach_problems(session: Session, points: list[Any], where: str) -> list[Problem]:
+    if not points:
+        return []
+    far = roads.out_of_reach(session, np.array([[p.x, p.y] for p in points], dtype=float))
+    return [Problem(f"点位距本区过远（超过 {roads.REACH_DEG}°），无法计算行程 too far from the district for travel times",
+                    ["body", where, int(i), "x"], "out_of_reach") for i in np.flatnonzero(far)[:20]]
+
+
 def _travel_label(info: dict[str, Any]) -> dict[str, Any]:
     return {**info, "unit": "minutes", "label_zh": "行程", "unit_zh": " 分钟"}
 
@@ -68,6 +79,9 @@ def allocate(session: Session, principal: Principal, body: schemas.AllocateIn) -
                                         "unknown_item"))
     if body.travel == "network":
         problems += _lonlat_problems(body.warehouses, "warehouses") + _lonlat_problems(body.demands, "demands")
+        if not problems:
+            problems += _reach_problems(session, body.warehouses, "warehouses") + _reach_problems(
+                session, body.demands, "demands")
     W, D, K = len(body.warehouses), len(body.demands), len(items)
     if W * D * max(K, 1) > MAX_TRIPLES:
         problems.append(Problem(f"问题过大 too large: warehouses x demands x items = {W * D * K:,} > {MAX_TRIPLES:,}",
@@ -141,7 +155,9 @@ def _sources(session: Session, body: schemas.EvacuateIn) -> list[dict[str, Any]]
 
 def evacuate(session: Session, principal: Principal, body: schemas.EvacuateIn) -> dict[str, Any]:
     """Assign the population of the affected grids (or given points) to shelters, optimally."""
-    dup = _duplicates([s.id for s in body.shelters], "shelters")
+    dup = _duplicates([s.id for s in body.shelters], "shelters") + _reach_problems(session, body.shelters, "shelters")
+    if body.sources:
+        dup += _reach_problems(session, body.sources, "sources")
     if dup:
         raise InvalidInput(dup)
     src = [s for s in _sources(session, body) if s["population"] > 0]
@@ -179,7 +195,8 @@ def evacuate(session: Session, principal: Principal, body: schemas.EvacuateIn) -
 
 def coverage(session: Session, principal: Principal, body: schemas.CoverageIn) -> dict[str, Any]:
     """Grids farther than ``minutes`` from every facility of a kind, per kind."""
-    dup = _duplicates([f.id for f in body.facilities], "facilities")
+    dup = _duplicates([f.id for f in body.facilities], "facilities") + _reach_problems(session, body.facilities,
+                                                                                        "facilities")
     if dup:
         raise InvalidInput(dup)
     grids = roads.grid_points(session, code_prefix=body.area_code)

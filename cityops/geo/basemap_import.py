@@ -152,8 +152,8 @@ def _geometry(geom: Any, i: int, label: str) -> tuple[list[Problem], str | None,
         if parts is None:
             return [Problem(f"{label}: 多边形没有坐标 empty multipolygon", where, "geometry_invalid")], None, None
         for k, pc in enumerate(parts):
-            p, poly = _polygon(pc, [*where, "coordinates"] + ([] if gtype == "Polygon" else [k]), label)
-            probs += p
+            pp, poly = _polygon(pc, [*where, "coordinates"] + ([] if gtype == "Polygon" else [k]), label)
+            probs += pp
             if poly is not None:
                 polys.append(poly)
         if probs:

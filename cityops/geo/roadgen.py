@@ -304,8 +304,8 @@ def _roads(district: DemoDistrict, rng: np.random.Generator, outline: BaseGeomet
         for line, _axis, b in _lattice(poly, rng, spacing, 0.12, dropout, rng.uniform(-0.35, 0.35)):
             for part in _clip(line, poly, 120.0):
                 kind = "tertiary" if b % 3 == 0 else ("residential" if dense else "unclassified")
-                nm = _community_name(part, communities, ctree, names) if (kind != "unclassified" or rng.random() < 0.7) else None
-                roads.append(_Road(part, kind, nm))
+                named = kind != "unclassified" or rng.random() < 0.7
+                roads.append(_Road(part, kind, _community_name(part, communities, ctree, names) if named else None))
     # local roads stop at the Huangpu and its source rivers
     shapely.prepare(big_water)
     out: list[_Road] = []

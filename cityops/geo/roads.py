@@ -83,3 +83,23 @@ def grid_points(session: Session, *, code_prefix: str | None = None, codes: list
         p = r.geom.representative_point()
         out[r.code] = {"code": r.code, "name": r.name, "population": int(r.population or 0), "lon": p.x, "lat": p.y}
     return [out[c] for c in codes if c in out] if codes is not None else list(out.values())
+
+
+REACH_DEG = 0.5  # travel is computed for points within this many degrees (~50 km) of the district's box
+
+
+def out_of_reach(session: Session, lonlat: np.ndarray) -> np.ndarray:
+    """True for each lon/lat point too far from the district for its travel times (beyond
+    ``REACH_DEG`` of the district's box, or not projectable to UTM 51N without a district)."""
+    from sqlalchemy import select
+
+    from cityops.geo.models import Area
+
+    pts = np.asarray(lonlat, dtype=float).reshape(-1, 2)
+    geom = session.scalar(select(Area.geom).where(Area.level == "district", Area.valid_to.is_(None)).limit(1))
+    if geom is not None:
+        w, s, e, n = geom.bounds
+        return ~((pts[:, 0] >= w - REACH_DEG) & (pts[:, 0] <= e + REACH_DEG)
+                 & (pts[:, 1] >= s - REACH_DEG) & (pts[:, 1] <= n + REACH_DEG))
+    xy = network.lonlat_to_utm(pts[:, 0], pts[:, 1])
+    return ~np.isfinite(xy).all(axis=1)
