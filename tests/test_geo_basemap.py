@@ -168,3 +168,26 @@ def test_import_rejects_bad_features_naming_them(fresh_client):
     assert fresh_client.post("/api/v1/basemap/import?layers=rivers", json=ok, headers=h).status_code == 422
     worker = make_user(get_sessionmaker()(), "bm_worker", ["supervisor"])
     assert fresh_client.post("/api/v1/basemap/import", json=ok, headers=auth_headers(fresh_client, *worker)).status_code == 403
+
+
+def test_cli_import(fresh_url, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from cityops.geo import basemap_cli
+
+    app = typer.Typer()
+    basemap_cli.register(app)
+
+    good, bad = tmp_path / "good.geojson", tmp_path / "bad.geojson"
+    good.write_text(json.dumps(_osm_file()), encoding="utf-8")
+    broken = _osm_file()
+    broken["features"].append(_road("x", [[121.2, 31.0]]))
+    bad.write_text(json.dumps(broken), encoding="utf-8")
+    runner = CliRunner()
+    r = runner.invoke(app, ["basemap", "import", str(bad)])
+    assert r.exit_code == 1 and "features/8" in r.output
+    r = runner.invoke(app, ["basemap", "import", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "roads: version 1, 3 features" in r.output
+    assert "roads: version 1" in runner.invoke(app, ["basemap", "list"]).output
