@@ -15,8 +15,8 @@ Substituting ``u = N - sum_w x`` gives the form solved here: costs ``c*p - M`` a
 (its reduced cost is >= 0 for every dual solution) and is left out.
 
 * **Independent items** (no handling limit that could bind: ``sum_k S[w,k] <= H[w]`` or none):
-  one min-cost flow per item with OR-Tools ``SimpleMinCostFlow`` (network simplex-free cost
-  scaling, Goldberg 1997). Quantities must be integers: with decimals they are scaled by
+  one min-cost flow per item with OR-Tools ``SimpleMinCostFlow`` (cost-scaling push-relabel,
+  Goldberg 1997). Quantities must be integers: with decimals they are scaled by
   10^q (q <= 6) when that is exact, otherwise the item goes to the LP below. Unit costs are
   scaled to integers of at most min(2^44, 2^62 / (n+2)^2) (and a penalty larger than every augmenting path can
   cost is lowered to that bound, which keeps the optimal flows); the objective is then
