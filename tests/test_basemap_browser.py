@@ -76,7 +76,8 @@ def _login(page, base, user):
     page.fill("#username", user[0])
     page.fill("#password", user[1])
     page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"^" + re.escape(base) + r"/(\?.*)?$"))
+    # the first sign-in of a session meets a cold server (console snapshot, caches): be patient
+    page.wait_for_url(re.compile(r"^" + re.escape(base) + r"/(\?.*)?$"), wait_until="commit", timeout=60_000)
 
 
 def _outside(base, bad):
@@ -90,7 +91,7 @@ def test_console_draws_roads_under_the_grids(browser, server):
     base, users = server
     bad: list[str] = []
     ctx = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1600, "height": 900})
-    ctx.set_default_timeout(20_000)
+    ctx.set_default_timeout(40_000)
     ctx.on("request", _outside(base, bad))
     page = ctx.new_page()
     errors: list[str] = []
@@ -141,7 +142,7 @@ def test_phone_page_has_roads_and_search(browser, server):
     bad: list[str] = []
     ctx = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 390, "height": 844},
                               is_mobile=True, has_touch=True)
-    ctx.set_default_timeout(20_000)
+    ctx.set_default_timeout(40_000)
     ctx.on("request", _outside(base, bad))
     page = ctx.new_page()
     errors: list[str] = []
