@@ -3,6 +3,7 @@ and the console (/)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,12 +22,14 @@ DOMAIN_APIS = [
     "cityops.cases.api",
     "cityops.security.api",
     "cityops.geo.api",
+    "cityops.geo.basemap_api",
     "cityops.registry.api",
     "cityops.cases.open311",
     "cityops.cases.evaluation_api",
     "cityops.console.api",
     "cityops.jobs.api",
     "cityops.ai.api",
+    "cityops.emergency.api",
 ]
 
 OPENAPI_TAGS = [
@@ -35,6 +38,7 @@ OPENAPI_TAGS = [
     {"name": "security", "description": "角色、审计、数据安全屋 Roles, audit, data safe room"},
     {"name": "areas", "description": "行政区划与网格 Administrative areas and unit grids"},
     {"name": "layers", "description": "多格合一 Grid layers, topology, crosswalk"},
+    {"name": "basemap", "description": "底图 Roads, water, named places; place search"},
     {"name": "registry", "description": "基础数据 人、地、房、物、组织 Base data"},
     {"name": "cases", "description": "一网统管 案件闭环 Case workflow"},
     {"name": "catalogue", "description": "部件事件目录、时限、工作日历 Catalogue and calendar"},
@@ -42,6 +46,7 @@ OPENAPI_TAGS = [
     {"name": "classify", "description": "智能派单 Smart dispatch: classification, place, learning loop"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
+    {"name": "emergency-planning", "description": "应急资源调度、疏散与覆盖分析 Dispatch, evacuation and coverage planning"},
     {"name": "notifications", "description": "站内消息 In-app notifications"},
     {"name": "webhooks", "description": "推送订阅与后台任务 Webhooks, outbox and job status"},
 ]
@@ -74,6 +79,16 @@ def create_app(**overrides: Any) -> FastAPI:
             "loc": ["request"], "type": "value_error.out_of_range",
             "msg": "a value is out of the range the database can store (数值超出范围)"}]})
 
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and a NaN/Infinity sent as JSON (Python's json accepts
+        # them) cannot be written back out: that answered 500 instead of 422
+        from fastapi.encoders import jsonable_encoder
+
+        return JSONResponse(status_code=422, content={"detail": _finite(jsonable_encoder(exc.errors()))})
+
     from fastapi import Depends
 
     from cityops.security.deps import public_route
@@ -99,6 +114,17 @@ def create_app(**overrides: Any) -> FastAPI:
         if router is not None:
             app.include_router(router)
     return app
+
+
+def _finite(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by its text (JSON has no NaN/Infinity)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v
 
 
 def _offline_docs(app: FastAPI) -> None:

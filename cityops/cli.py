@@ -19,6 +19,7 @@ console = Console(stderr=True)
 
 # domains may add their own sub-commands: a module with ``register(app)``
 DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli",
+               "cityops.geo.basemap_cli",
                "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli"]
 
 

@@ -7,6 +7,7 @@ from cityops.plugins import import_optional
 
 DOMAIN_MODELS = [
     "cityops.geo.models",
+    "cityops.geo.basemap_models",
     "cityops.security.models",
     "cityops.registry.models",
     "cityops.cases.models",

@@ -225,6 +225,7 @@ NOT_SCOPED = {
     "/api/v1/saferoom/queries": "the catalogue of approved aggregate queries (no personal data)",
     "/api/v1/security/export-requests": "the approvers' queue (export.approve)",
     "/api/v1/classify/models": "model versions (classify.manage)",
+    "/api/v1/basemap": "public base map (roads, water, places)", "/api/v1/basemap/search": "public place names",
 }
 NOT_SCOPED.update({f"/api/v1/registry/{k}/columns": "reference data" for k in REGISTRY})
 

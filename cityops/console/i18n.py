@@ -108,6 +108,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "map.zoom_in": ("点击放大", "Click to zoom in"),
     "map.open_case": ("查看案件", "Open case"),
     "map.keyboard": ("地图：方向键平移，+/- 缩放", "Map: arrow keys pan, +/- zoom"),
+    "map.basemap": ("底图（道路、水系、地名）", "Base map (roads, water, places)"),
+    "map.search": ("搜索地名、道路、网格", "Search places, roads, grids"),
+    "map.search.none": ("未找到", "Nothing found"),
+    "map.search.kind.places": ("地名", "place"),
+    "map.search.kind.roads": ("道路", "road"),
+    "map.search.kind.water": ("水系", "water"),
+    "map.search.kind.areas": ("区划/网格", "area / grid"),
     # KPIs
     "kpi.intake_today": ("今日受理", "Intake today"),
     "kpi.closed_today": ("今日结案", "Closed today"),

@@ -14,6 +14,7 @@ from cityops.geo import demo
 from cityops.geo.seed import has_district, seed_geo
 
 DOMAIN_SEEDS = [
+    "cityops.geo.basemap_seed",
     "cityops.security.seed",
     "cityops.registry.seed",
     "cityops.cases.seed",

@@ -185,3 +185,40 @@ class CrosswalkPage(Page):
     layer_name: str
     version: int
     items: list[CrosswalkItem]
+
+
+# ------------------------------------------------------------------------------------ base map
+
+class BasemapLayerOut(BaseModel):
+    key: str
+    version: int
+    feature_count: int
+    source: str | None = None
+    synthetic: bool = False
+    imported_at: dt.datetime | None = None
+    imported_by: str | None = None
+
+
+class BasemapLayers(BaseModel):
+    items: list[BasemapLayerOut]
+
+
+class PlaceHit(BaseModel):
+    name: str
+    name_en: str | None = None
+    layer: str = Field(description="places / water / roads / areas")
+    kind: str
+    code: str
+    lon: float
+    lat: float
+    bbox: list[float]
+
+
+class PlaceSearchOut(BaseModel):
+    items: list[PlaceHit]
+
+
+class BasemapImportOut(BaseModel):
+    layers: dict[str, dict[str, int]]
+    skipped: dict[str, dict[str, Any]]
+    road_graph: dict[str, float] | None = None

@@ -36,6 +36,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "classify.use": ("使用智能派单建议", "use smart-dispatch suggestions"),
     "classify.correct": ("确认/纠正智能派单建议", "confirm or correct smart-dispatch proposals"),
     "classify.manage": ("训练与发布分类模型", "train, promote and roll back classifier models"),
+    # emergency planning
+    "emergency.plan": ("编制物资调度、疏散与覆盖方案", "plan supply dispatch, evacuation and coverage"),
     # console
     "console.view": ("使用城运驾驶舱", "use the console"),
     # security administration (三权分立)
@@ -68,10 +70,11 @@ ROLES: dict[str, tuple[str, str, set[str], bool]] = {
     "district_commander": ("区城运中心指挥长", "district commander",
                            _READ | {"case.report", "case.act", "case.export", "registry.export", "person.unmask",
                                     "layer.write", "catalogue.write", "webhook.manage", "classify.correct",
-                                    "classify.manage"}, False),
+                                    "classify.manage", "emergency.plan"}, False),
     "cdc_analyst": ("疾控分析员", "CDC analyst", {"console.view", "case.read", "registry.read", "saferoom.query",
                                                  "evaluation.read"}, False),
-    "emergency_commander": ("应急指挥长", "emergency commander", _READ | {"case.report", "case.act", "person.unmask"}, False),
+    "emergency_commander": ("应急指挥长", "emergency commander",
+                            _READ | {"case.report", "case.act", "person.unmask", "emergency.plan"}, False),
     "sys_admin": ("系统管理员", "system administrator",
                   {"account.manage", "apikey.manage", "catalogue.write", "layer.write", "area.write",
                    "registry.write", "webhook.manage", "classify.manage"}, True),

@@ -2,6 +2,7 @@
 import { BOOT, api, el, fmtClock, fmtNum, fmtPct, liveStream, qs, t } from "./common.js";
 import { initFilters } from "./filters.js";
 import { DistrictMap } from "./map.js";
+import { BaseMap, attachSearch } from "./basemap.js";
 
 const mapNode = document.getElementById("map");
 const form = document.getElementById("filters");
@@ -72,6 +73,10 @@ async function main() {
   const meta = await (await import("./filters.js")).loadMeta();
   dmap = new DistrictMap(mapNode, { scope: meta.scope || {} });
   window.cityopsMap = dmap; // for the browser tests and debugging
+  const base = new BaseMap(dmap.map);
+  window.cityopsBasemap = base;
+  attachSearch(document.getElementById("place-search"), dmap.map);
+  document.getElementById("show-basemap").addEventListener("change", (e) => base.setVisible(e.target.checked));
   const st = await dmap.loadBoundary("street", true);
   st.addTo(dmap.map);
   dmap.addLabels("street");
@@ -107,7 +112,7 @@ async function main() {
   metric.addEventListener("change", choro);
   level.addEventListener("change", choro);
 
-  await Promise.all([dmap.setFilters(filters), loadKpis()]);
+  await Promise.all([dmap.setFilters(filters), loadKpis(), base.load()]);
   document.body.dataset.ready = "1";
   loadPanels().catch((e) => console.error(e));
 

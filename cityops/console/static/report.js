@@ -2,6 +2,7 @@
 // description; "my reports" with status. Works at phone width.
 /* global L */
 import { BOOT, LANG, api, el, fmtDate, qs, slaBadge, t, toast } from "./common.js";
+import { BaseMap, attachSearch } from "./basemap.js";
 
 const form = document.getElementById("report-form");
 const errBox = document.getElementById("report-error");
@@ -20,6 +21,12 @@ map.setView([31.03, 121.22], 10);
 const pane = map.createPane("areas");
 pane.style.zIndex = 350;
 let pin = null;
+const basemap = new BaseMap(map);
+// a place found by name puts the pin there (then drag it to the exact spot)
+attachSearch(document.getElementById("place-search"), map, (hit) => {
+  map.setView([hit.lat, hit.lon], 17);
+  setPoint(hit.lat, hit.lon, "search");
+});
 
 async function drawDistrict() {
   const gj = await api("/api/v1/areas.geojson" + qs({ level: "street", simplify_m: 30 }), { noRedirect: true });
@@ -222,6 +229,7 @@ form.addEventListener("submit", async (ev) => {
 
 async function main() {
   const [cats] = await Promise.all([api("/api/v1/console/report-categories", { noRedirect: true }), drawDistrict()]);
+  basemap.load().catch((e) => console.error(e));
   categories = cats.items;
   renderCats();
   await loadMine();
