@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cityops.cases import intake as _intake
 from cityops.cases import queries, reference, schemas, sla, workflow
+from cityops.cases.crossref import case_reach, link_external  # noqa: F401 - re-exported API
 from cityops.cases.queries import (  # noqa: F401 - re-exported API
     CASE_SCOPE,
     CaseFilter,
@@ -35,8 +36,11 @@ from cityops.cases.queries import (  # noqa: F401 - re-exported API
 )
 from cityops.cases.reference import (  # noqa: F401 - re-exported API
     active_calendar,
+    department_name,
+    departments,
     propose_route,
     resolve_category,
+    upsert_departments,
 )
 from cityops.cases.workcal import add_working_time, elapsed_fraction  # noqa: F401 - re-exported API
 from cityops.errors import CityOpsError, Problem
