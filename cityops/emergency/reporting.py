@@ -21,6 +21,7 @@ from cityops.db import bulk_insert, insert_rows
 from cityops.emergency import reach, rules
 from cityops.emergency.models_command import Incident, IncidentNotice, ReportDeadline
 from cityops.errors import InvalidInput, Problem
+from cityops.jobs import clock
 from cityops.jobs import service as jobs
 from cityops.lifecycle import service as lifecycle
 from cityops.security import audit
@@ -75,7 +76,8 @@ def notify_flat(session: Session, inc: Incident, kind: rules.Kind, at: dt.dateti
             centre = f"jz{inc.street_code}"
             if r.street_centre and centre in depts:
                 add({"department_code": centre}, "street", "street", centre, depts[centre].name)
-    ids = jobs.notify_many(session, items)
+    with clock.pinned(at):  # the notifications carry the intake's moment
+        ids = jobs.notify_many(session, items)
     for n, nid in zip(notices, ids, strict=True):
         n["notification_id"] = nid
     bulk_insert(session, NOTICES, notices)
