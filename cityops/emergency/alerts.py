@@ -318,7 +318,7 @@ def detail(session: Session, principal: Principal, w: PublicWarning, lang: str =
                        for m in session.scalars(select(WarningMessage).where(WarningMessage.warning_id == w.id)
                                                 .order_by(WarningMessage.seq))]
     out["actions"] = lifecycle.allowed_actions(session, principal, machines.warning_table(), w)
-    out["timeline"] = lifecycle.timeline(session, "public_warning", w.id)
+    out["timeline"] = machines.label_timeline(lifecycle.timeline(session, "public_warning", w.id), machines.WARNING, lang)
     return out
 
 

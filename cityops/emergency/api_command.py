@@ -103,9 +103,9 @@ def incident_detail(request: Request, incident: str = REF, principal: Principal 
 
 
 @router.get("/incidents/{incident}/timeline", summary="事件时间线 Incident timeline")
-def incident_timeline(incident: str = REF, principal: Principal = require("incident.read"),
+def incident_timeline(request: Request, incident: str = REF, principal: Principal = require("incident.read"),
                       session: Session = UnitOfWork) -> list[dict[str, Any]]:
-    return incidents.incident_timeline(session, principal, incident)
+    return incidents.incident_timeline(session, principal, incident, _lang(request))
 
 
 @router.post("/incidents/{incident}/actions/{action}",

@@ -159,3 +159,29 @@ def from_states(table: Table, action: str) -> list[str]:
 
 def states_out(machine: Machine, lang: str = "zh") -> dict[str, str]:
     return {k: str(v.get("en" if lang == "en" else "zh", k)) for k, v in machine.states.items()}
+
+
+STEP_LABELS: dict[str, tuple[str, str]] = {
+    "report": ("接报", "Reported"), "report_merged": ("重复报告已合并", "Report merged"),
+    "info_report": ("信息报告", "Information report"), "report_overdue": ("信息报告超时", "Report overdue"),
+    "absorb": ("合并事件", "Absorbed an incident"), "mobilisation_ack": ("动员已确认", "Call-up acknowledged"),
+    "draft": ("起草", "Drafted"), "edit": ("修改草稿", "Draft edited"), "overdue": ("任务超时", "Task overdue"),
+    "import": ("导入版本", "Version imported"), "drill": ("演练", "Drill held"),
+    "review_reminder": ("修订提醒", "Review reminder"), "drill_reminder": ("演练提醒", "Drill reminder"),
+}
+
+
+def label_timeline(rows: list[dict[str, Any]], machine: Machine | None, lang: str = "zh") -> list[dict[str, Any]]:
+    """Timeline rows with the labels of their action and states (zh, or en)."""
+    k = "en" if lang == "en" else "zh"
+    for r in rows:
+        a = r["action"]
+        if machine is not None and a in machine.actions:
+            r["action_label"] = machine.actions[a].get(k, a)
+        else:
+            r["action_label"] = STEP_LABELS.get(a, (a, a))[1 if k == "en" else 0]
+        if machine is not None:
+            for f in ("from_state", "to_state"):
+                st = r.get(f)
+                r[f"{f}_label"] = machine.states.get(st, {}).get(k, st) if st else None
+    return rows

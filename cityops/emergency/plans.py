@@ -353,7 +353,9 @@ def plan_detail(session: Session, code: str, version: int | None = None, lang: s
     out["versions"] = [dict(r._mapping) for r in versions]
     out["tasks_by_level"] = {lv: [t.model_dump() for t in tasks_for(doc, lv).values()]
                              for lv in rules.LEVELS if lv in doc.levels}
-    out["timeline"] = lifecycle.timeline(session, "plan", plan.id)
+    from cityops.emergency.machines import label_timeline
+
+    out["timeline"] = label_timeline(lifecycle.timeline(session, "plan", plan.id), None, lang)
     return out
 
 

@@ -22,7 +22,7 @@ from cityops.emergency.rules import DATA
 from cityops.security.principal import SYSTEM, Principal
 
 YUEYANG = "310117001"
-CHEDUN = "310117104"
+SHESHAN = "310117103"
 # two system principals, so that the drafter of a demo warning is not its approver
 DRAFTER = Principal(username="demo-duty-officer", kind="system", roles=frozenset({"emergency_commander"}))
 APPROVER = Principal(username="demo-commander", kind="system", roles=frozenset({"emergency_commander"}))
@@ -93,16 +93,16 @@ def demo_drill(session: Session) -> dict[str, Any]:
     """A hazardous-chemicals drill: an exercise incident, the plan at level IV, an Exercise warning."""
     at = incidents.now()
     res = incidents.open_incident(
-        session, SYSTEM, "phone", "drill-whp-1", "accident", "IV", area=CHEDUN, subtype="hazardous_chemicals",
+        session, SYSTEM, "phone", "drill-whp-1", "accident", "IV", area=SHESHAN, subtype="hazardous_chemicals",
         title="【演练】工业区储罐区少量氨泄漏", event_type="氨泄漏", exercise=True,
         description="演练科目：储罐法兰垫片失效，少量液氨泄漏，下风向300米内疏散。", reporter="企业值班员（演练）")
     if res.created:
         incidents.act(session, APPROVER, res.incident_id, "respond", {"level": "IV", "plans": ["SJ-WHP"]})
         _warning(session, alerts.WarningIn(
             level="blue", status="Exercise", event="危险化学品泄漏", event_en="Hazardous-chemicals leak",
-            cap_category="CBRNE", incident=res.code, headline="【演练】车墩镇工业区氨泄漏，请下风向居民关闭门窗",
+            cap_category="CBRNE", incident=res.code, headline="【演练】佘山镇工业区氨泄漏，请下风向居民关闭门窗",
             description="演练：工业区储罐区发生少量氨泄漏，已得到控制。", response_type="Shelter", certainty="Observed",
-            instruction="演练：下风向300米内人员按指引疏散。", area_codes=[CHEDUN], expires_at=at + dt.timedelta(hours=3)))
+            instruction="演练：下风向300米内人员按指引疏散。", area_codes=[SHESHAN], expires_at=at + dt.timedelta(hours=3)))
     return res.as_dict()
 
 

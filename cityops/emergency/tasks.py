@@ -326,7 +326,7 @@ def task_detail(session: Session, principal: Principal, task_id: int, lang: str 
     t = get_task(session, principal, task_id)
     out = task_out(t, jobs.now(), _departments(session), lang)
     out["actions"] = lifecycle.allowed_actions(session, principal, machines.task_table(), t)
-    out["timeline"] = lifecycle.timeline(session, "emergency_task", t.id)
+    out["timeline"] = machines.label_timeline(lifecycle.timeline(session, "emergency_task", t.id), machines.TASK, lang)
     return out
 
 
