@@ -15,7 +15,7 @@ over ``--departments`` departments:
   server (``cityops.devserver``), ``--concurrency`` in flight at a time (httpx.AsyncClient), over 20
   published warnings; p50/p95/p99 latency and throughput. The peer: building and validating the
   message against the OASIS XSD on every request (what serving the stored message avoids), timed
-  in-process.
+  in-process; and the server's floor on this machine, ``GET /healthz`` under the same load.
 
 Last line: one JSON object with ``activate_s`` and ``cap_p95_ms`` (the worst backend) and the
 per-backend figures.
@@ -80,7 +80,7 @@ def setup(url: str) -> list[str]:
         ensure_departments(s)
         seed_plans(s)
     with session_scope() as s:
-        return sorted(s.scalars(select(Department.code).where(Department.kind != "street_centre")))
+        return sorted(s.scalars(select(Department.code)), key=lambda c: (c.startswith("jz"), c))
 
 
 def activate(n: int, plan_code: str, street: str) -> float:
@@ -174,7 +174,8 @@ def peer_build_ms(wid: int, n: int = 50) -> float:
         return (time.perf_counter() - t0) / n * 1000
 
 
-async def _load(base: str, ids: list[int], n: int, concurrency: int) -> tuple[list[float], float]:
+async def _load(base: str, ids: list[int], n: int, concurrency: int, path: str = "/api/v1/emergency/warnings/{}.cap"
+                ) -> tuple[list[float], float]:
     import httpx
 
     lat: list[float] = []
@@ -182,15 +183,14 @@ async def _load(base: str, ids: list[int], n: int, concurrency: int) -> tuple[li
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
         for wid in ids:  # warm
-            (await c.get(f"/api/v1/emergency/warnings/{wid}.cap")).raise_for_status()
+            (await c.get(path.format(wid))).raise_for_status()
 
         async def one(i: int) -> None:
             async with sem:
                 t0 = time.perf_counter()
-                r = await c.get(f"/api/v1/emergency/warnings/{ids[i % len(ids)]}.cap")
+                r = await c.get(path.format(ids[i % len(ids)]))
                 lat.append((time.perf_counter() - t0) * 1000)
                 r.raise_for_status()
-                assert r.text.startswith("<?xml")
 
         t_all = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
@@ -237,6 +237,12 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, tmp: Path) -> 
                                      "p99_ms": round(float(np.percentile(a, 99)), 2),
                                      "per_s": round(args.requests / wall, 1)}
             log(f"   CAP x{args.requests}, {conc} in flight: {out['cap'][str(conc)]}")
+            lat, wall = asyncio.run(_load(base, ids, args.requests, conc, "/healthz?w={}"))
+            a = np.array(lat)
+            out.setdefault("healthz_floor", {})[str(conc)] = {
+                "p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
+                "per_s": round(args.requests / wall, 1)}
+            log(f"   floor: GET /healthz x{args.requests}, {conc} in flight: {out['healthz_floor'][str(conc)]}")
     out["cap_p95_ms"] = out["cap"][str(args.concurrency)]["p95_ms"]
     return out
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cityops import devserver
+from tests.emergency_helpers import point_in
 from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
@@ -42,7 +43,8 @@ def world(db_url):
     s = get_sessionmaker()()
     try:
         user = make_user(s, "br_em_cmd", ["emergency_commander"], area_code="310117")
-        res = incidents.open_incident(s, SYSTEM, "phone", "browser-flood", "natural", "III", area=STREET,
+        lon, lat = point_in(s, STREET, 2)
+        res = incidents.open_incident(s, SYSTEM, "phone", "browser-flood", "natural", "III", lon=lon, lat=lat,
                                       subtype="flood_drought", title="浏览器测试：新浜镇强降雨积水",
                                       description="多处农田与道路积水", event_type="暴雨内涝")
         if res.created:

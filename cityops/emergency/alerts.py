@@ -11,6 +11,9 @@ community workstations of the warned areas (last-mile delivery, 敲门入户) an
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections import OrderedDict
 from typing import Any, Literal
 
 import shapely.geometry
@@ -261,6 +264,7 @@ def _issue(ctx: Context, msg_type: str, **extra: Any) -> None:
                          sent_text=doc["alert"]["sent"], msg_type=msg_type, status=w.status, references=refs, xml=xml,
                          doc=doc))
     w.message_count = seq
+    forget_cap(w.id)
     if msg_type == "Alert":
         w.published_at = at
     ctx.data.update({"identifier": identifier, "msg_type": msg_type, "references": refs})
@@ -371,6 +375,48 @@ def _issued(session: Session, warning_id: int, seq: int | None) -> WarningMessag
 def cap_xml(session: Session, warning_id: int, seq: int | None = None) -> str:
     """The issued CAP message (the latest, or number ``seq``): public information."""
     return _issued(session, warning_id, seq).xml
+
+
+# Exports of issued messages (public, polled by feeds): a message never changes once issued, so a
+# message by number is cached for good (bounded); "the latest" of a warning for CAP_TTL_S seconds
+# (the responses say max-age=30). Issuing in this process forgets the warning's latest at once;
+# another process may serve the previous message for at most CAP_TTL_S.
+CAP_TTL_S = 1.0
+_CAP_MAX = 4096
+_cap_cache: OrderedDict[tuple[int, int | None], tuple[float, str]] = OrderedDict()
+_cap_lock = threading.Lock()
+
+
+def cached_cap(warning_id: int, seq: int | None) -> str | None:
+    with _cap_lock:
+        hit = _cap_cache.get((warning_id, seq))
+        if hit is None or (seq is None and time.monotonic() - hit[0] > CAP_TTL_S):
+            return None
+        _cap_cache.move_to_end((warning_id, seq))
+        return hit[1]
+
+
+def load_cap(warning_id: int, seq: int | None) -> str:
+    """The message from the database (a read-only session of its own: the export route takes no unit
+    of work, it only reads), remembered for ``cached_cap``."""
+    from cityops.db import get_sessionmaker
+
+    with get_sessionmaker(False)() as s:
+        m = _issued(s, warning_id, seq)
+        xml, got = m.xml, m.seq
+        s.rollback()
+    with _cap_lock:
+        stamp = time.monotonic()
+        _cap_cache[(warning_id, seq)] = (stamp, xml)
+        _cap_cache[(warning_id, got)] = (stamp, xml)
+        while len(_cap_cache) > _CAP_MAX:
+            _cap_cache.popitem(last=False)
+    return xml
+
+
+def forget_cap(warning_id: int) -> None:
+    with _cap_lock:
+        _cap_cache.pop((warning_id, None), None)
 
 
 def cap_json(session: Session, warning_id: int, seq: int | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from cityops.emergency import alerts
 from cityops.emergency.schemas_command import ActionBody
@@ -55,10 +56,11 @@ def atom_feed(request: Request, session: Session = UnitOfWork) -> Response:
 
 @router.get("/{warning_id}.cap", dependencies=[Depends(public_route)],
             summary="已发布预警的 CAP 1.2 消息 The issued CAP 1.2 message (latest, or number seq)")
-def warning_cap(warning_id: int = WID, seq: int | None = Query(None, ge=1, le=10_000),
-                session: Session = UnitOfWork) -> Response:
-    return Response(alerts.cap_xml(session, warning_id, seq), media_type=CAP_TYPE,
-                    headers={"Cache-Control": "public, max-age=30"})
+async def warning_cap(warning_id: int = WID, seq: int | None = Query(None, ge=1, le=10_000)) -> Response:
+    xml = alerts.cached_cap(warning_id, seq)  # issued messages are immutable: no unit of work, a cached read
+    if xml is None:
+        xml = await run_in_threadpool(alerts.load_cap, warning_id, seq)
+    return Response(xml, media_type=CAP_TYPE, headers={"Cache-Control": "public, max-age=30"})
 
 
 @router.get("/{warning_id}.json", dependencies=[Depends(public_route)],

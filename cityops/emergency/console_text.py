@@ -54,6 +54,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "em.report.content": ("内容", "Content"),
     "em.channel.phone": ("电话", "Phone"),
     "em.channel.written": ("书面", "Written"),
+    "em.channel.in_app": ("站内消息", "in-app"),
+    "em.channel.outbox": ("外部推送", "outbound"),
     "em.kind.initial": ("首报", "Initial"),
     "em.kind.follow_up": ("续报", "Follow-up"),
     "em.kind.final": ("终报", "Final"),

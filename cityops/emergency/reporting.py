@@ -176,11 +176,13 @@ def deadlines_out(session: Session, inc: Incident) -> list[dict[str, Any]]:
     at = jobs.now()
     rows = session.scalars(select(ReportDeadline).where(ReportDeadline.incident_id == inc.id)
                            .order_by(ReportDeadline.due_at, ReportDeadline.id)).all()
+    english = {d.code: d.en for d in rules.reporting().deadlines}
     out = []
     for d in rows:
         status = ("done" if d.done_at is not None else "escalated" if d.escalated_at is not None
                   else "overdue" if d.due_at <= at else "pending")
-        out.append({"id": d.id, "rule_code": d.rule_code, "name": d.name, "kind": d.kind, "channel": d.channel,
+        out.append({"id": d.id, "rule_code": d.rule_code, "name": d.name, "name_en": english.get(d.rule_code),
+                    "kind": d.kind, "channel": d.channel,
                     "level": d.level, "due_at": d.due_at, "done_at": d.done_at, "done_by": d.done_by,
                     "escalated_at": d.escalated_at, "status": status,
                     "on_time": None if d.done_at is None else d.done_at <= d.due_at})

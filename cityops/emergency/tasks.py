@@ -15,7 +15,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from cityops.db import insert_rows
@@ -87,7 +87,7 @@ def apply_level(ctx: Context) -> None:
     assert ctx.transition is not None
     action, body = ctx.transition.action, (ctx.body or {})
     old = inc.response_level
-    new = body.get("level") or old
+    new = old if action == "activate_plan" else (body.get("level") or old)  # a plan joins at the level in force
     if new not in rules.LEVELS:
         raise InvalidInput([Problem("需给出响应级别 a response level is needed", ["body", "level"], "missing")])
     acts = list(s.scalars(select(PlanActivation).where(PlanActivation.incident_id == inc.id)
@@ -287,14 +287,15 @@ def by_department(session: Session, principal: Principal, incident_id: int, lang
 
 def counts(session: Session, principal: Principal, incident_id: int) -> dict[str, int]:
     at = jobs.now()
-    rows = session.execute(select(EmergencyTask.state, EmergencyTask.due_at <= at, func.count())
+    late = func.sum(case((EmergencyTask.due_at <= at, 1), else_=0))
+    rows = session.execute(select(EmergencyTask.state, func.count(), late)
                            .where(scope.clause(principal, TASK_SCOPE), EmergencyTask.incident_id == incident_id)
-                           .group_by(EmergencyTask.state, EmergencyTask.due_at <= at)).all()
+                           .group_by(EmergencyTask.state)).all()
     out: Counter[str] = Counter()
-    for state, late, n in rows:
+    for state, n, n_late in rows:
         out[state] += n
-        if late and state in LIVE:
-            out["overdue"] += n
+        if state in LIVE:
+            out["overdue"] += int(n_late or 0)
     return dict(out)
 
 

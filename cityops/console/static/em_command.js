@@ -43,6 +43,7 @@ function renderMap(d) {
     if (d.lat != null) {
       L.marker([d.lat, d.lon], { title: d.title, icon: L.divIcon({ className: `em-dot em-dot-lg em-dot-${d.response_level || "none"}`, iconSize: [20, 20] }) }).addTo(areaLayer);
     }
+    map.invalidateSize();
     const b = areaLayer.getBounds();
     if (b.isValid()) map.fitBounds(b, { padding: [24, 24], maxZoom: 15 });
     document.getElementById("inc-map").dataset.ready = "1";
@@ -55,7 +56,7 @@ function renderMap(d) {
 function renderDeadlines(d) {
   const tb = document.querySelector("#deadlines tbody");
   tb.replaceChildren(...d.deadlines.map((x) => el("tr", { "data-status": x.status },
-    el("td", {}, x.name), el("td", {}, fmtDate(x.due_at)),
+    el("td", {}, (LANG === "en" && x.name_en) || x.name), el("td", {}, fmtDate(x.due_at)),
     el("td", {}, el("span", { class: `badge em-dl em-dl-${x.status}` }, t("em.status." + x.status))),
     el("td", { class: "small muted" }, x.done_at ? fmtDate(x.done_at) : ""))));
   const byKind = {};

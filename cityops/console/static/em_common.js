@@ -27,7 +27,7 @@ export function kv(dl, key, value) {
 export function renderTimeline(ol, rows) {
   ol.replaceChildren(...rows.slice().reverse().map((r) => el("li", {},
     el("div", { class: "when" }, `${fmtDate(r.at)} · ${r.actor}`),
-    el("div", { class: "what" }, r.action_label || r.action, r.to_state && r.from_state !== r.to_state ? ` → ${r.to_state_label || r.to_state}` : ""),
+    el("div", { class: "what" }, r.action_label || r.action, r.from_state && r.to_state && r.from_state !== r.to_state ? ` → ${r.to_state_label || r.to_state}` : ""),
     r.note ? el("div", { class: "note" }, r.note) : "",
     r.data && Object.keys(r.data).length ? el("div", { class: "small muted" }, summariseData(r.data)) : "")));
 }
