@@ -168,3 +168,17 @@ def test_english_plans_and_dashboard(page, server, world):
     assert pg.locator("#warnings-table tbody tr").count() >= 2
     pg.screenshot(path=str(ARTIFACTS / "warnings.png"), full_page=True)
     assert not errors, errors
+
+
+def test_publish_a_warning_from_the_page(page, server):
+    pg, errors = page
+    pg.goto(f"{server}/emergency/warnings")
+    _ready(pg)
+    pg.click("text=新浜镇暴雨黄色预警（测试）")
+    pg.wait_for_selector("#warning-detail:not([hidden])")
+    pg.click("#wd-actions [data-action='publish']")
+    pg.wait_for_selector("#wd-messages li a[href*='.cap?seq=1']")
+    assert "已发布" in pg.inner_text("#wd-kv")
+    assert "Alert CN-SH-SJ-YJ-" in pg.inner_text("#wd-messages")
+    pg.screenshot(path=str(ARTIFACTS / "warning_published.png"), full_page=True)
+    assert not errors, errors

@@ -353,6 +353,16 @@ def plan_detail(session: Session, code: str, version: int | None = None, lang: s
     out["versions"] = [dict(r._mapping) for r in versions]
     out["tasks_by_level"] = {lv: [t.model_dump() for t in tasks_for(doc, lv).values()]
                              for lv in rules.LEVELS if lv in doc.levels}
+    from cityops.cases import service as cases
+
+    depts = cases.departments(session)
+    en = lang == "en"
+    out["department_names"] = {c: ((d.name_en or d.name) if en else d.name) for c, d in depts.items()}
+    out["department_names"][STREET] = "属地街镇城运中心" if not en else "the street/town centre"
+    cats = {c.code: c for c in rules.categories().categories}
+    subs = {s.code: s for c in cats.values() for s in c.subtypes}
+    out["scope_names"] = [*((cats[c].en if en else cats[c].zh) for c in doc.scope.categories if c in cats),
+                          *((subs[s].en if en else subs[s].zh) for s in doc.scope.subtypes if s in subs)]
     from cityops.emergency.machines import label_timeline
 
     out["timeline"] = label_timeline(lifecycle.timeline(session, "plan", plan.id), None, lang)

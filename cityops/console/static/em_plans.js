@@ -12,7 +12,7 @@ async function show(code) {
   box.hidden = false;
   document.getElementById("pd-title").textContent = `${p.name}（${p.code}）`;
   document.getElementById("pd-meta").replaceChildren(
-    `${p.type_name} · v${p.version} ${p.edition} · ${t("em.plans.scope")}：${p.scope.categories.join("、")} ${p.scope.subtypes.join("、")}`, " · ",
+    `${p.type_name} · v${p.version} ${p.edition} · ${t("em.plans.scope")}：${p.scope_names.join("、")}`, " · ",
     el("a", { href: `/api/v1/emergency/plans/${code}/export?format=yaml` }, `${t("em.plans.export")} YAML`), " · ",
     el("a", { href: `/api/v1/emergency/plans/${code}/export?format=json` }, "JSON"));
   const levels = document.getElementById("pd-levels");
@@ -26,7 +26,7 @@ async function show(code) {
       spec.start_conditions && spec.start_conditions.length ? el("div", { class: "small" }, `${t("em.plans.start")}：${spec.start_conditions.join("；")}`) : "",
       spec.command ? el("div", { class: "small muted" }, `${t("em.plans.command")}：${spec.command.headquarters} · ${spec.command.commander} · ${spec.command.groups.map((g) => g.name).join("、")}`) : "",
       el("table", { class: "grid small" }, el("tbody", {}, ...tasks.map((x) => el("tr", {},
-        el("td", {}, x.department), el("td", {}, x.title), el("td", { class: "num" }, `${x.deadline_minutes} ${t("em.minutes")}`)))))));
+        el("td", {}, p.department_names[x.department] || x.department), el("td", {}, x.title), el("td", { class: "num" }, `${x.deadline_minutes} ${t("em.minutes")}`)))))));
   }
 }
 

@@ -18,7 +18,7 @@ async function load() {
   if (ex.checked) q.set("exercise", "true");
   const d = await api(`/api/v1/emergency/reporting/reach?${q}`);
   tbody.replaceChildren(...d.groups.map((g) => el("tr", { "data-group": `${g.object_type}:${g.channel}:${g.measure}:${g.level}` },
-    el("td", {}, label("em.obj", g.object_type)), el("td", {}, g.channel), el("td", {}, label("em.measure", g.measure)),
+    el("td", {}, label("em.obj", g.object_type)), el("td", {}, label("em.src", g.channel)), el("td", {}, label("em.measure", g.measure)),
     el("td", {}, label("em.level", g.level)), el("td", { class: "num" }, String(g.n)),
     el("td", { class: "num" }, fmtSeconds(g.median_s)), el("td", { class: "num" }, fmtSeconds(g.p90_s)),
     el("td", { class: "num" }, fmtSeconds(g.max_s)), el("td", { class: "num" }, fmtPct(g.within_target)),
@@ -27,7 +27,7 @@ async function load() {
   document.querySelector("#slowest tbody").replaceChildren(...d.slowest.map((r) => el("tr", {},
     el("td", {}, label("em.obj", r.object_type)),
     el("td", {}, r.object_type === "incident" ? el("a", { href: `/emergency/incidents/${r.id}` }, r.ref) : el("a", { href: `/cases/${r.id}` }, r.ref)),
-    el("td", {}, r.channel), el("td", {}, label("em.measure", r.measure)), el("td", {}, label("em.level", r.level)),
+    el("td", {}, label("em.src", r.channel)), el("td", {}, label("em.measure", r.measure)), el("td", {}, label("em.level", r.level)),
     el("td", {}, fmtDate(r.reported_at)), el("td", { class: "num" }, fmtSeconds(r.seconds)))));
   document.body.dataset.ready = "1";
 }
