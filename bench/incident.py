@@ -228,8 +228,8 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, tmp: Path) -> 
                            "tasks_per_incident": per_incident, "departments": len(depts),
                            "notifications_total": notes, "peer_row_by_row_activate_s": round(statistics.median(peer), 4),
                            "peer_build_and_validate_cap_ms": round(build_ms, 2), "cap": {}}
-    with api_server(url, port, logfile=tmp / f"server-{backend}.log") as base:
-        for conc in sorted({1, 10, args.concurrency, 100}):
+    with api_server(url, port, logfile=tmp / f"server-{backend}.log", workers=args.server_workers) as base:
+        for conc in sorted({*(int(x) for x in args.levels.split(",")), args.concurrency}):
             lat, wall = asyncio.run(_load(base, ids, args.requests, conc))
             a = np.array(lat)
             out["cap"][str(conc)] = {"p50_ms": round(float(np.percentile(a, 50)), 2),
@@ -254,6 +254,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes of the test server")
+    ap.add_argument("--levels", default="1,10,50,100", help="requests in flight, measured in turn")
     ap.add_argument("--backends", default="sqlite,pg")
     ap.add_argument("--pg-url", default=DEFAULT_PG)
     args = ap.parse_args(argv)
