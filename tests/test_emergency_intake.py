@@ -151,3 +151,39 @@ def test_street_and_department_scopes(client, session):
     hj = auth_headers(client, *make_user(session, "t_em_jt", ["dept_handler"], area_code="310117",
                                          department_code="xfb"))  # 区信访办: no task, never notified
     assert client.get("/api/v1/emergency/incidents", headers=hj).json()["total"] == 0
+
+
+def test_live_feed_and_call_up_acknowledgements(client, session):
+    from cityops.emergency import live, mobilisation
+    from cityops.jobs import service as jobs
+    from tests.helpers import auth_headers, make_user, principal_of
+
+    cursor = jobs.latest_event_id(session)
+    session.rollback()
+    r = incidents.open_incident(session, SYSTEM, "phone", None, "accident", "III", area=SHESHAN, subtype="fire",
+                                title="测试：实时动态")
+    incidents.act(session, SYSTEM, r.incident_id, "respond", {"level": "III"})
+    session.commit()
+    events = list(jobs.events_since(session, cursor, topics=live.TOPICS, limit=500))
+    make_user(session, "t_em_live_yy", ["street_operator"], area_code=YUEYANG)
+    make_user(session, "t_em_live_ss", ["street_operator"], area_code=SHESHAN)
+    yy, ss = principal_of(session, "t_em_live_yy"), principal_of(session, "t_em_live_ss")
+    mine = [i for i in live.render(session, ss, events, None, "zh") if i.get("incident_id") == r.incident_id]
+    assert {i["topic"] for i in mine} >= {"incident.opened", "incident.transition"}
+    assert all(i["link"] == f"/emergency/incidents/{r.incident_id}" and i["event_id"] for i in mine)
+    assert [i for i in live.render(session, yy, events, None, "zh") if i.get("incident_id") == r.incident_id] == []
+    session.rollback()
+
+    calls = mobilisation.list_callups(session, SYSTEM, incident=r.incident_id)
+    xf = next(c for c in calls if c["department_code"] == "xf")
+    session.rollback()
+    hx = auth_headers(client, *make_user(session, "t_em_xf", ["dept_handler"], area_code="310117", department_code="xf"))
+    hg = auth_headers(client, *make_user(session, "t_em_gd", ["dept_handler"], area_code="310117", department_code="gd"))
+    gd_visible = {c["id"] for c in client.get(f"/api/v1/emergency/mobilisation?incident={r.incident_id}",
+                                              headers=hg).json()}
+    assert xf["id"] not in gd_visible  # another department's call-up is out of its scope
+    assert client.post(f"/api/v1/emergency/mobilisation/{xf['id']}/ack", headers=hg, json={}).status_code == 404
+    got = client.post(f"/api/v1/emergency/mobilisation/{xf['id']}/ack", headers=hx, json={"note": "已出动"})
+    assert got.status_code == 200 and got.json()["state"] == "acknowledged" and got.json()["acknowledged_by"] == "t_em_xf"
+    again = client.post(f"/api/v1/emergency/mobilisation/{xf['id']}/ack", headers=hx, json={})
+    assert again.status_code == 409 and again.json()["state"] == "acknowledged"

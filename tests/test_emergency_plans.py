@@ -274,3 +274,31 @@ def test_review_and_drill_reminders(session):
     t = jobs.get_timer(session, plans.DRILL_TIMER, plans.PLAN_REF, plan.id)
     assert t.status == "pending"
     assert t.due_at.astimezone(local).date() == held + dt.timedelta(days=365 - 30)  # reminded 30 days before
+
+
+def test_an_open_task_past_its_deadline_is_escalated_once(session, test_plan):
+    import datetime as dt
+
+    from cityops.jobs import clock
+
+    res = incidents.open_incident(session, SYSTEM, "phone", None, "natural", "IV", area="310117120",
+                                  subtype="flood_drought", title="测试：任务超时")
+    incidents.act(session, SYSTEM, res.incident_id, "respond", {"level": "IV", "plans": ["T-LV"]})
+    session.commit()
+    a, b = sorted(session.scalars(select(EmergencyTask).where(EmergencyTask.incident_id == res.incident_id)),
+                  key=lambda t: t.task_key)
+    tasks.act(session, SYSTEM, b.id, "complete", {})  # done in time: never escalated
+    session.commit()
+    later = a.due_at + dt.timedelta(minutes=1)
+    with clock.pinned(later):
+        assert tasks.fire_task_due(session, {"ref_id": a.id}) == "escalated"
+        assert tasks.fire_task_due(session, {"ref_id": a.id}) == "skipped"  # once
+        assert tasks.fire_task_due(session, {"ref_id": b.id}) == "skipped"
+    session.commit()
+    session.refresh(a)
+    assert a.overdue_at == later
+    n = session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.department_code == "sw", Notification.role == "dept_leader",
+        Notification.title.contains("应急任务超时"), Notification.link == f"/emergency/tasks?incident={res.incident_id}"))
+    assert n == 1
+    assert tasks.sla(a, later) == "red"
