@@ -30,6 +30,9 @@ DOMAIN_APIS = [
     "cityops.jobs.api",
     "cityops.ai.api",
     "cityops.emergency.api",
+    "cityops.emergency.api_command",
+    "cityops.emergency.api_warnings",
+    "cityops.emergency.pages",
 ]
 
 OPENAPI_TAGS = [
@@ -44,6 +47,7 @@ OPENAPI_TAGS = [
     {"name": "catalogue", "description": "部件事件目录、时限、工作日历 Catalogue and calendar"},
     {"name": "evaluation", "description": "绩效评价 Evaluation"},
     {"name": "classify", "description": "智能派单 Smart dispatch: classification, place, learning loop"},
+    {"name": "emergency", "description": "应急指挥：突发事件、预案与任务、信息报告、CAP 预警、动员 Emergency command"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
     {"name": "emergency-planning", "description": "应急资源调度、疏散与覆盖分析 Dispatch, evacuation and coverage planning"},

@@ -20,7 +20,8 @@ console = Console(stderr=True)
 # domains may add their own sub-commands: a module with ``register(app)``
 DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli",
                "cityops.geo.basemap_cli",
-               "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli"]
+               "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli",
+               "cityops.emergency.cli_command"]
 
 
 @db_app.command("upgrade")
@@ -64,10 +65,18 @@ def serve(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("
                 log_level="info")
 
 
-@app.command()
-def demo(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("CITYOPS_PORT", "8000"))),
+# `cityops demo` serves the demo; domains add scripted scenarios as sub-commands (`cityops demo incident`)
+demo_app = typer.Typer(help="一键演示 demo; sub-commands run scripted scenarios", invoke_without_command=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
+def demo(ctx: typer.Context, host: str = "127.0.0.1",
+         port: int = typer.Option(int(os.environ.get("CITYOPS_PORT", "8000"))),
          small: bool = False, feed: bool = typer.Option(True, help="keep synthetic reports arriving")) -> None:
     """Upgrade the DB, seed the demo district if empty, print logins and serve (一键演示)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from cityops.migrate import upgrade
 
     upgrade()

@@ -16,6 +16,7 @@ DOMAIN_MODELS = [
     "cityops.jobs.models",
     "cityops.lifecycle.models",
     "cityops.ai.models",
+    "cityops.emergency.models_command",
 ]
 
 

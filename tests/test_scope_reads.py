@@ -51,6 +51,10 @@ class World:
     signals: dict[int, str | None]
     accounts: dict[int, str | None]
     api_keys: dict[int, str | None]
+    incidents: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
+    em_tasks: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
+    em_warnings: dict[int, str | None] = field(default_factory=dict)
+    callups: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +77,29 @@ def world(db_url) -> World:
         signals = dict(s.execute(select(Signal.id, Signal.grid_code)).all())
         accounts = dict(s.execute(select(Account.id, Account.area_code)).all())
         keys = dict(s.execute(select(ApiKey.id, ApiKey.area_code)).all())
-    return World(cases, registry, signals, accounts, keys)  # type: ignore[arg-type]
+        w = World(cases, registry, signals, accounts, keys)  # type: ignore[arg-type]
+        from cityops.emergency.models_command import (
+            EmergencyTask,
+            Incident,
+            IncidentNotice,
+            MobilisationCallup,
+            PublicWarning,
+        )
+
+        handling: dict[int, set[str]] = {}
+        for iid, dept in s.execute(select(EmergencyTask.incident_id, EmergencyTask.owner_department_code)):
+            handling.setdefault(iid, set()).add(dept)
+        for iid, dept in s.execute(select(IncidentNotice.incident_id, IncidentNotice.recipient_code)
+                                   .where(IncidentNotice.kind == "department")):
+            handling.setdefault(iid, set()).add(dept)
+        w.incidents = {i: (g or c or st, handling.get(i, set())) for i, g, c, st in s.execute(
+            select(Incident.id, Incident.grid_code, Incident.community_code, Incident.street_code))}
+        w.em_tasks = {i: (a, {d}) for i, a, d in s.execute(
+            select(EmergencyTask.id, EmergencyTask.area_code, EmergencyTask.owner_department_code))}
+        w.em_warnings = dict(s.execute(select(PublicWarning.id, PublicWarning.area_code)).all())
+        w.callups = {i: (a, {d} if d else set()) for i, a, d in s.execute(
+            select(MobilisationCallup.id, MobilisationCallup.area_code, MobilisationCallup.department_code))}
+    return w
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +186,11 @@ def _map_ids(j: Any) -> list[int]:
     return [int(p[0]) for p in j["items"]] if j.get("mode") == "points" else []
 
 
+def _handled(pick: Callable[[World], dict[int, tuple[str | None, set[str]]]]) -> Callable[[dict[str, Any], World],
+                                                                                           set[int]]:
+    return lambda who, w: {i for i, (code, depts) in pick(w).items() if expected(who, code, depts, True)}
+
+
 REGISTRY = ("buildings", "households", "persons", "facilities", "organisations", "places")
 READS: dict[str, Read] = {
     "/api/v1/cases": Read("case.read", {"open": "true", "page_size": 500}, _items(), lambda j: j["total"],
@@ -185,6 +216,16 @@ READS: dict[str, Read] = {
                                       lambda who, w: {i for i, a in w.api_keys.items()
                                                       if expected(who, a, set(), False)}),
 }
+READS.update({
+    "/api/v1/emergency/incidents": Read("incident.read", {"page_size": 500}, _items(), lambda j: j["total"],
+                                        _handled(lambda w: w.incidents), "/api/v1/emergency/incidents/{id}"),
+    "/api/v1/emergency/tasks": Read("incident.read", {"page_size": 1000}, _items(), lambda j: j["total"],
+                                    _handled(lambda w: w.em_tasks), "/api/v1/emergency/tasks/{id}"),
+    "/api/v1/emergency/warnings": Read("warning.read", {"page_size": 500}, _items(), lambda j: j["total"],
+                                       _located(lambda w: w.em_warnings), "/api/v1/emergency/warnings/{id}"),
+    "/api/v1/emergency/mobilisation": Read("incident.read", {}, lambda j: [int(c["id"]) for c in j], None,
+                                           _handled(lambda w: w.callups)),
+})
 for _k in REGISTRY:
     _perm = "person.read" if _k == "persons" else "registry.read"
     READS[f"/api/v1/registry/{_k}"] = Read(_perm, {"page_size": 500}, _items(), lambda j: j["total"],
@@ -226,6 +267,13 @@ NOT_SCOPED = {
     "/api/v1/security/export-requests": "the approvers' queue (export.approve)",
     "/api/v1/classify/models": "model versions (classify.manage)",
     "/api/v1/basemap": "public base map (roads, water, places)", "/api/v1/basemap/search": "public place names",
+    "/api/v1/emergency/categories": "reference data", "/api/v1/emergency/mobilisation/ladder": "reference data",
+    "/api/v1/emergency/plans": "the plan library (reference data)", "/api/v1/emergency/plans/schema.json": "schema",
+    "/api/v1/emergency/reporting/rules": "reference data",
+    "/api/v1/emergency/reporting/reach": "times of the incidents in scope (test_emergency_reporting)",
+    "/api/v1/emergency/warnings/feed.atom": "public CAP feed (published warnings)", "/emergency": "page",
+    "/emergency/plans": "page", "/emergency/reporting": "page", "/emergency/tasks": "page",
+    "/emergency/warnings": "page",
 }
 NOT_SCOPED.update({f"/api/v1/registry/{k}/columns": "reference data" for k in REGISTRY})
 
@@ -259,6 +307,7 @@ def test_each_account_reads_exactly_what_it_may_open(client, demo, world, path):
     read = READS[path]
     rng = random.Random(path)
     checked = 0
+    objects = 0
     for username, (who, h) in sorted(demo.items()):
         if read.permission not in who["permissions"]:
             continue
@@ -286,7 +335,9 @@ def test_each_account_reads_exactly_what_it_may_open(client, demo, world, path):
         if read.total is not None:
             assert read.total(body) == len(want), (username, path, read.total(body), len(want))
         checked += 1
+        objects += len(want)
     assert checked, f"no demo account may read {path}"
+    assert objects, f"the demo world holds nothing {path} could return: the check would prove nothing"
 
 
 def test_registry_counts_and_choropleth_stay_in_scope(client, demo, world):

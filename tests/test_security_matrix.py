@@ -70,11 +70,31 @@ def _cases(session: Any, m: re.Match[str]) -> dict[str, tuple[str, str]] | None:
     return {"case": ids, "case_id": ids} if ids else None
 
 
+def _emergency(session: Any, m: re.Match[str]) -> dict[str, tuple[str, str]] | None:
+    try:
+        from cityops.emergency.models_command import (
+            EmergencyTask,
+            Incident,
+            MobilisationCallup,
+            PublicWarning,
+        )
+    except ImportError:
+        return None
+    kinds = {"incidents": ("incident", Incident.id, Incident.area_code), "tasks": ("task_id", EmergencyTask.id,
+             EmergencyTask.area_code), "warnings": ("warning_id", PublicWarning.id, PublicWarning.area_code),
+             "mobilisation": ("callup_id", MobilisationCallup.id, MobilisationCallup.area_code)}
+    name, id_col, code_col = kinds[m.group(1)]
+    ids = _ids_in_areas(session, id_col, code_col)
+    return {name: ids} if ids else None
+
+
 # path regex -> provider(session, match) -> {param: (in-scope value, out-of-scope value)}; extend for new domains
 SCOPE_CASES: list[tuple[str, Callable[[Any, re.Match[str]], dict[str, tuple[str, str]] | None]]] = [
     (r"^/api/v1/security/accounts/\{account_id\}", lambda s, m: {"account_id": _account_ids(s)}),
     (r"^/api/v1/registry/(\w+)/\{id\}", _registry),
     (r"^/api/v1/cases/\{case\}", _cases),
+    (r"^/api/v1/emergency/(incidents|tasks|warnings|mobilisation)/\{(incident|task_id|warning_id|callup_id)\}",
+     _emergency),
     # (the console's /cases/{case_id} is a page shell answering 200 for any id; its data comes from the API)
 ]
 # request bodies that pass validation so that an out-of-scope object reaches the service (404)
@@ -82,6 +102,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/security/accounts/{account_id}/roles"): {"roles": ["supervisor"]},
     ("PATCH", "/api/v1/security/accounts/{account_id}"): {"display_name": "矩阵测试"},
     ("POST", "/api/v1/cases/{case}/consultations"): {"body": "矩阵测试"},
+    ("POST", "/api/v1/emergency/incidents/{incident}/reports"): {"level": "district", "channel": "phone",
+                                                                 "kind": "follow_up"},
 }
 # path parameters that need a well-formed value to reach the service
 PATH_VALUES = {"action": "zz_no_such_action"}

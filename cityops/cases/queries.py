@@ -353,7 +353,8 @@ def timeline(session: Session, case_id: int) -> list[dict[str, Any]]:
 
 
 _EVENT_LABELS = {"report": "上报", "link_report": "重复上报（已关联）", "escalate": "升级督办", "warn": "临期预警",
-                 "signal": "感知信号", "merge_in": "合并重复案件", "self_handle": "自行处置", "consult": "会商"}
+                 "signal": "感知信号", "merge_in": "合并重复案件", "self_handle": "自行处置", "consult": "会商",
+                 "link": "关联（已升级为突发事件）"}
 
 
 # ---------------------------------------------------------------- exports, map, aggregates

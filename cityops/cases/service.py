@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cityops.cases import consultation, queries, reference, schemas, sla, transitions, workflow
 from cityops.cases import intake as _intake
+from cityops.cases.crossref import case_reach, link_external
 from cityops.cases.models import Case
 from cityops.cases.queries import (
     CASE_SCOPE,
@@ -34,7 +35,14 @@ from cityops.cases.queries import (
     parse_filter,
     readable_statement,
 )
-from cityops.cases.reference import active_calendar, propose_route, resolve_category
+from cityops.cases.reference import (
+    active_calendar,
+    department_name,
+    departments,
+    propose_route,
+    resolve_category,
+    upsert_departments,
+)
 from cityops.cases.workcal import add_working_time, elapsed_fraction
 from cityops.errors import CityOpsError, Problem
 from cityops.security.principal import Principal
@@ -230,4 +238,5 @@ def routing_overrides(session: Session) -> list[dict[str, Any]]:
 # the read API and reference lookups that other domains and the routes use through this module
 __all__ = ["CASE_SCOPE", "CaseFilter", "aggregate", "count_cases", "export_csv", "geojson", "get_case",
            "handled_case_ids", "list_cases", "parse_filter", "readable_statement", "active_calendar",
-           "propose_route", "resolve_category", "add_working_time", "elapsed_fraction"]
+           "propose_route", "resolve_category", "add_working_time", "elapsed_fraction", "case_reach",
+           "link_external", "department_name", "departments", "upsert_departments"]

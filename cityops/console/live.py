@@ -15,6 +15,7 @@ the principal may read (through its own scoped reads), each as a feed item with 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
@@ -38,6 +39,13 @@ LIVE_MODULES: list[str] = ["cityops.indicators.live", "cityops.health.live", "ci
 
 def _sources() -> list[Any]:
     return [m for name in LIVE_MODULES if (m := import_optional(name)) is not None]
+
+
+def _json_default(v: Any) -> Any:
+    """Times (and other values) a feed source returns, as JSON."""
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    return str(v)
 
 
 def _matches(topic: str, patterns: list[str]) -> bool:
@@ -123,7 +131,7 @@ async def stream(is_disconnected: Any, principal: Principal, area: str | None, l
             return
         messages, cursor = await run_in_threadpool(poll, principal, cursor, area, lang)
         for m in messages:
-            yield f"id: {m['event_id']}\ndata: {json.dumps(m, ensure_ascii=False)}\n\n"
+            yield f"id: {m['event_id']}\ndata: {json.dumps(m, ensure_ascii=False, default=_json_default)}\n\n"
             last_sent = time.monotonic()
         now = time.monotonic()
         if now - started >= max_seconds:

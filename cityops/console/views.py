@@ -83,6 +83,17 @@ NAV = [
     ("evaluation", "/evaluation", "nav.evaluation"),
     ("briefing", "/briefing", "nav.briefing"),
 ]
+# (key, href, label, permission): shown only to principals holding the permission
+NAV_BY_PERMISSION: list[tuple[str, str, str, str]] = [
+    ("emergency", "/emergency", "nav.emergency", "incident.read"),
+    ("em_warnings", "/emergency/warnings", "nav.em_warnings", "warning.read"),
+    ("em_plans", "/emergency/plans", "nav.em_plans", "plan.read"),
+    ("em_reporting", "/emergency/reporting", "nav.em_reporting", "incident.read"),
+]
+
+
+def nav_for(principal: Principal | None) -> list[tuple[str, str, str]]:
+    return NAV + [(k, h, label) for k, h, label, perm in NAV_BY_PERMISSION if principal is not None and principal.can(perm)]
 
 
 _display_names: dict[int, tuple[float, str | None]] = {}
@@ -153,7 +164,7 @@ def render(request: Request, template: str, page: str, principal: Principal | No
         "data": context.get("boot", {}),
     }
     ctx = {
-        "t": t, "lang": lang, "page": page, "user": user, "nav": NAV,
+        "t": t, "lang": lang, "page": page, "user": user, "nav": nav_for(principal),
         "other_lang": "en" if lang == "zh" else "zh",
         "boot_json": json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
         "request_path": request.url.path,

@@ -21,6 +21,7 @@ DOMAIN_SEEDS = [
     "cityops.cases.evaluation",
     "cityops.console.seed",
     "cityops.ai.seed",
+    "cityops.emergency.seed_command",
 ]
 
 

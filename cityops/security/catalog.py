@@ -40,6 +40,17 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "emergency.plan": ("编制物资调度、疏散与覆盖方案", "plan supply dispatch, evacuation and coverage"),
     # console
     "console.view": ("使用城运驾驶舱", "use the console"),
+    # emergency command
+    "incident.read": ("查看突发事件、应急任务与报告时效", "read incidents, emergency tasks and reporting figures"),
+    "incident.report": ("接报突发事件、记录信息报告", "report incidents, record information reports"),
+    "incident.act": ("应急指挥（启动响应、调整级别、启动预案）", "command incidents (response, levels, plans)"),
+    "task.act": ("办理应急任务", "act on emergency tasks"),
+    "plan.read": ("查看预案库", "read the plan library"),
+    "plan.manage": ("导入修订预案、记录演练", "import and revise plans, record drills"),
+    "warning.read": ("查看预警信息", "read public warnings"),
+    "warning.draft": ("起草、发布预警信息", "draft and publish public warnings"),
+    "warning.approve": ("审核、调整、解除预警信息", "approve, update and cancel public warnings"),
+    "mobilisation.ack": ("确认动员", "acknowledge mobilisation call-ups"),
     # security administration (三权分立)
     "account.manage": ("账号管理", "manage accounts"),
     "apikey.manage": ("接口密钥管理", "manage API keys"),
@@ -85,3 +96,23 @@ ROLES: dict[str, tuple[str, str, set[str], bool]] = {
 }
 
 ADMIN_TRIAD = {code for code, (*_rest, triad) in ROLES.items() if triad}
+
+# emergency command (issue 12): grants added to the roles above
+_EM_READ = {"incident.read", "plan.read", "warning.read"}
+_EMERGENCY_GRANTS: dict[str, set[str]] = {
+    "emergency_commander": _EM_READ | {"incident.report", "incident.act", "task.act", "plan.manage", "warning.draft",
+                                       "warning.approve", "mobilisation.ack"},
+    "district_commander": _EM_READ | {"incident.report", "incident.act", "task.act", "plan.manage", "warning.draft",
+                                      "warning.approve", "mobilisation.ack"},
+    "shift_lead": _EM_READ | {"incident.report", "warning.draft"},
+    "dispatcher": _EM_READ | {"incident.report"},
+    "intake_operator": _EM_READ | {"incident.report"},
+    "dept_handler": _EM_READ | {"task.act", "mobilisation.ack"},
+    "dept_leader": _EM_READ | {"task.act", "mobilisation.ack"},
+    "street_operator": _EM_READ | {"incident.report", "task.act", "mobilisation.ack"},
+    "community_operator": {"incident.read", "warning.read", "incident.report"},
+    "supervisor": {"incident.read", "warning.read"},
+    "cdc_analyst": _EM_READ | {"incident.report"},
+}
+for _code, _perms in _EMERGENCY_GRANTS.items():
+    ROLES[_code][2].update(_perms)
