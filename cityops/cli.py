@@ -26,11 +26,16 @@ DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cl
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply Alembic migrations (升级数据库结构)."""
+    """Apply Alembic migrations (升级数据库结构), then load the permission catalogue (a feature's new
+    permissions reach the built-in roles; grants a 安全管理员 changed stay)."""
+    from cityops.db import session_scope
     from cityops.migrate import upgrade
+    from cityops.security import service as security
 
     upgrade(revision=revision)
-    console.print(f"[green]database at {revision}[/green]")
+    with session_scope() as s:
+        added = security.ensure_catalog(s)
+    console.print(f"[green]database at {revision}[/green]; catalogue: {added}")
 
 
 @seed_app.command("demo")

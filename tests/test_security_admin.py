@@ -86,3 +86,28 @@ def test_account_management_is_scoped_and_audited(client, session):
                                                                   "password": "abc"})
     assert r.status_code == 422 and all(d["loc"] == ["body", "password"] for d in r.json()["detail"])
     assert "account.create" in _actions(session, street_admin)
+
+
+def test_a_new_permission_reaches_the_builtin_roles_and_kept_changes_stay(fresh_url):
+    """Upgrading a database whose roles were edited: a permission new to the database is granted to the
+    built-in roles the catalogue gives it to; a grant the security administrator removed stays removed."""
+    from sqlalchemy import delete
+
+    from cityops.db import session_scope
+    from cityops.security import catalog, service
+    from cityops.security.models import Permission, RolePermission
+
+    with session_scope() as s:
+        service.ensure_catalog(s)
+        # a 安全管理员 took case.export from the dispatcher; and pretend emergency.plan did not exist yet
+        s.execute(delete(RolePermission).where(RolePermission.role_code == "dispatcher",
+                                               RolePermission.permission_name == "case.export"))
+        s.execute(delete(RolePermission).where(RolePermission.permission_name == "emergency.plan"))
+        s.execute(delete(Permission).where(Permission.name == "emergency.plan"))
+    with session_scope() as s:
+        service.ensure_catalog(s)
+        got = service.role_permissions(s)
+    want = {code for code, (_zh, _en, perms, _t) in catalog.ROLES.items() if "emergency.plan" in perms}
+    assert want and {code for code, perms in got.items() if "emergency.plan" in perms} == want
+    assert "case.export" not in got["dispatcher"]
+

@@ -140,15 +140,20 @@ def generate_password(nbytes: int = 12, username: str | None = None) -> str:
 
 def ensure_catalog(session: Session, *, reset: bool = False) -> dict[str, int]:
     """Load the permission/role catalogue (``catalog.py``) into the tables. Existing roles keep the
-    permissions a 安全管理员 gave them unless ``reset``; labels are refreshed. Idempotent."""
+    permissions a 安全管理员 gave them unless ``reset``; a permission new to the database (a feature
+    added since) is granted to the built-in roles the catalogue gives it to; labels are refreshed.
+    Idempotent."""
     added = {"permissions": 0, "roles": 0, "grants": 0}
     have_perm = {p.name: p for p in session.scalars(select(Permission))}
+    fresh: set[str] = set()  # permissions this run brings (a new feature): built-in roles get them
     for name, (zh, en) in catalog.PERMISSIONS.items():
         if name in have_perm:
             have_perm[name].label_zh, have_perm[name].label_en = zh, en
         else:
             session.add(Permission(name=name, label_zh=zh, label_en=en))
             added["permissions"] += 1
+            if have_perm:
+                fresh.add(name)
     session.flush()
     have_role = {r.code: r for r in session.scalars(select(Role))}
     for code, (zh, en, perms, triad) in catalog.ROLES.items():
@@ -165,6 +170,10 @@ def ensure_catalog(session: Session, *, reset: bool = False) -> dict[str, int]:
             if reset:
                 session.execute(delete(RolePermission).where(RolePermission.role_code == code))
             for p in sorted(perms):
+                session.add(RolePermission(role_code=code, permission_name=p))
+                added["grants"] += 1
+        elif role.builtin:  # grants a 安全管理员 changed stay; a feature's new permissions reach the role
+            for p in sorted(perms & fresh):
                 session.add(RolePermission(role_code=code, permission_name=p))
                 added["grants"] += 1
     session.flush()
