@@ -27,6 +27,7 @@ DOMAIN_APIS = [
     "cityops.console.api",
     "cityops.jobs.api",
     "cityops.ai.api",
+    "cityops.indicators.api",
 ]
 
 OPENAPI_TAGS = [
@@ -40,6 +41,7 @@ OPENAPI_TAGS = [
     {"name": "catalogue", "description": "部件事件目录、时限、工作日历 Catalogue and calendar"},
     {"name": "evaluation", "description": "绩效评价 Evaluation"},
     {"name": "classify", "description": "智能派单 Smart dispatch: classification, place, learning loop"},
+    {"name": "vital-signs", "description": "城市运行体征与预警 Vital signs: indicators, devices, readings, warnings"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
     {"name": "notifications", "description": "站内消息 In-app notifications"},

@@ -19,7 +19,8 @@ console = Console(stderr=True)
 
 # domains may add their own sub-commands: a module with ``register(app)``
 DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli",
-               "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli"]
+               "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli",
+               "cityops.indicators.cli"]
 
 
 @db_app.command("upgrade")
@@ -63,10 +64,17 @@ def serve(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("
                 log_level="info")
 
 
-@app.command()
-def demo(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("CITYOPS_PORT", "8000"))),
+demo_app = typer.Typer(help="一键演示 the demo (domains add sub-commands, e.g. `cityops demo storm`)")
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback(invoke_without_command=True)
+def demo(ctx: typer.Context, host: str = "127.0.0.1",
+         port: int = typer.Option(int(os.environ.get("CITYOPS_PORT", "8000"))),
          small: bool = False, feed: bool = typer.Option(True, help="keep synthetic reports arriving")) -> None:
     """Upgrade the DB, seed the demo district if empty, print logins and serve (一键演示)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from cityops.migrate import upgrade
 
     upgrade()
@@ -86,6 +94,10 @@ def demo(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("C
         try:
             flows = importlib.import_module("cityops.cases.feed")
             flows.start_background_feed()
+        except (ModuleNotFoundError, AttributeError):
+            pass
+        try:  # sensor readings through the real ingest path, and now and then a rainstorm
+            importlib.import_module("cityops.indicators.feed").start_background_stream()
         except (ModuleNotFoundError, AttributeError):
             pass
     serve(host=host, port=port, workers=1, reload=False)

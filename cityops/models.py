@@ -15,6 +15,7 @@ DOMAIN_MODELS = [
     "cityops.jobs.models",
     "cityops.lifecycle.models",
     "cityops.ai.models",
+    "cityops.indicators.models",
 ]
 
 

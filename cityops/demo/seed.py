@@ -20,6 +20,7 @@ DOMAIN_SEEDS = [
     "cityops.cases.evaluation",
     "cityops.console.seed",
     "cityops.ai.seed",
+    "cityops.indicators.seed",
 ]
 
 

@@ -23,6 +23,7 @@ HANDLER_MODULES: list[str] = [
     "cityops.cases.jobs",
     "cityops.console.jobs",
     "cityops.ai.jobs",
+    "cityops.indicators.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}
