@@ -300,7 +300,7 @@ def validate(doc: Any) -> tuple[dict[str, IndicatorDef], dict[str, RuleDef], dic
                 if not _num(z):
                     probs.append(Problem("score 须为数字 score must be a number", [*at, "bands", j, "score"], "value_error"))
                 elif rank >= 0:
-                    sb2.append((rank, float(z)  # type: ignore[arg-type]))
+                    sb2.append((rank, float(z)))  # type: ignore[arg-type]
             weeks = r.get("weeks", 4)
             if not isinstance(weeks, int) or not 2 <= weeks <= 52:
                 probs.append(Problem("weeks 须为2-52 weeks must be 2..52", [*at, "weeks"], "value_error"))
