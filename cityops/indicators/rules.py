@@ -145,7 +145,7 @@ def window_stat(ring: Ring, rows: np.ndarray, k: np.ndarray, band: Band, interva
     if band.stat == "rate":
         now = ring.at(rows, k)
         before = ring.at(rows, k - band.window_slots)
-        return (now - before) / (band.window_slots * interval_ms / 3_600_000.0)
+        return np.round((now - before) / (band.window_slots * interval_ms / 3_600_000.0), 6)
     vals, present = ring.window(rows, k, band.window_slots)
     have = present.any(axis=1)
     with np.errstate(invalid="ignore", all="ignore"):
@@ -164,7 +164,9 @@ def window_stat(ring: Ring, rows: np.ndarray, k: np.ndarray, band: Band, interva
             out = vals[np.arange(len(rows)), first]
         else:  # pragma: no cover - the catalogue validates stats
             raise ValueError(band.stat)
-    return np.where(have, out, np.nan)
+    # sums of decimal readings in binary floating point drift (0.2 x 250 = 49.99999...): statistics
+    # are compared at 1e-6, far below any sensor's resolution
+    return np.where(have, np.round(out, 6), np.nan)
 
 
 def compare(x: np.ndarray, op: str, v: np.ndarray | float) -> np.ndarray:
