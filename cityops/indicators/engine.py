@@ -388,31 +388,25 @@ class Engine:
 
     # ------------------------------------------------------------------ areas
 
-    def apply(self, changes: list[Change]) -> dict[tuple[str, str], tuple[int, Change]]:
-        """Fold subject changes into (rule, area) levels; returns the areas whose level changed:
-        (rule, area) -> (new area level, the change that decided it)."""
-        touched: dict[tuple[str, str], Change] = {}
-        before: dict[tuple[str, str], int] = {}
-        for c in changes:
+    def apply(self, changes: list[Change]) -> list[tuple[tuple[str, str], tuple[int, Change]]]:
+        """Fold subject changes (in time order) into (rule, area) levels; returns every change of an
+        area's level, in order: ((rule, area), (new area level, the change that made it))."""
+        out: list[tuple[tuple[str, str], tuple[int, Change]]] = []
+        for c in sorted(changes, key=lambda x: x.t_ms):
             areas = self.subjects.setdefault(c.rule, {})
             devs = areas.setdefault(c.area, {})
-            key = (c.rule, c.area)
-            if key not in before:
-                before[key] = max(devs.values(), default=R.NONE)
+            before = max(devs.values(), default=R.NONE)
             if c.new >= 0:
                 devs[c.device] = c.new
             else:
                 devs.pop(c.device, None)
-            prev = touched.get(key)
-            if prev is None or c.new >= prev.new:
-                touched[key] = c
-        out = {}
-        for key, c in touched.items():
-            level = max(self.subjects[key[0]].get(key[1], {}).values(), default=R.NONE)
-            if level != before[key]:
-                out[key] = (level, c)
-            if not self.subjects[key[0]].get(key[1]):
-                self.subjects[key[0]].pop(key[1], None)
+            level = max(devs.values(), default=R.NONE)
+            # every change of a subject is reported (the warning keeps who is at which level); the
+            # warnings module writes a level change only when the area's level moved
+            if level != before or level >= 0:
+                out.append(((c.rule, c.area), (level, c)))
+            if not devs:
+                areas.pop(c.area, None)
         return out
 
     def area_level(self, rule: str, area: str) -> int:

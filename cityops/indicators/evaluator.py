@@ -201,7 +201,7 @@ class Pipeline:
             q = q.where(Series.id.in_(only))
         infos = []
         for r in s.execute(q):
-            infos.append(SeriesInfo(r[0], r[1], r[2], r[3], r[4], r[5], dict(r[6] or {}),
+            infos.append(SeriesInfo(r[0], r[2], r[1], r[3], r[4], r[5], dict(r[6] or {}),
                                     int(r[7].timestamp() * 1000) if r[7] else 0, r[8] == "active"))
             self.areas.add(r[0], r[3], r[1])
         self.engine.add_series(infos)
@@ -214,7 +214,7 @@ class Pipeline:
                    Device.params, Device.updated_at, Device.status).join(Device, Device.id == Series.device_id) \
             .where(Device.id == device_id)
         for r in s.execute(q):
-            self.engine.update_series(SeriesInfo(r[0], r[1], r[2], r[3], r[4], r[5], dict(r[6] or {}),
+            self.engine.update_series(SeriesInfo(r[0], r[2], r[1], r[3], r[4], r[5], dict(r[6] or {}),
                                                  int(r[7].timestamp() * 1000) if r[7] else 0, r[8] == "active"))
             self.areas.add(r[0], r[3], r[1])
 
@@ -332,7 +332,7 @@ class Pipeline:
         self.stats["changes"] += len(changes)
         return len(batch_ids)
 
-    def _composites(self, s: Session, cat: catalog.Catalogue, decided: dict[tuple[str, str], Any]) -> list[int]:
+    def _composites(self, s: Session, cat: catalog.Catalogue, decided: list[Any]) -> list[int]:
         """Composite rules over the open levels of their components, for the areas touched."""
         comps = [r for r in cat.rules.values() if r.kind == "composite"]
         if not comps or not decided:
@@ -346,7 +346,7 @@ class Pipeline:
         for r in comps:
             width = catalog.AREA_LEVELS[r.area_level]
             names = {c for c, _m in r.components}
-            areas = sorted({a[:width] for (rule, a) in decided if rule in names and len(a) >= width})
+            areas = sorted({a[:width] for (rule, a), _v in decided if rule in names and len(a) >= width})
             if not areas:
                 continue
             comp_levels = []

@@ -113,8 +113,7 @@ class Warnings:
             self.open.pop(key, None)
         return out
 
-    def reconcile(self, session: Session, cat: Catalogue, decided: dict[tuple[str, str], tuple[int, Change]],
-                  subjects: Any) -> list[int]:
+    def reconcile(self, session: Session, cat: Catalogue, decided: Any, subjects: Any) -> list[int]:
         """Write what the rules decided for (rule, area): raise, change level or lift. Returns the
         ids of warnings whose rule asks for a case at the level reached (the caller opens them)."""
         if not decided:
@@ -123,7 +122,8 @@ class Warnings:
         at_now = jobs.now()
         want_case: list[int] = []
         notes: list[list[dict[str, Any]]] = []
-        for (rcode, area), (level, c) in sorted(decided.items()):
+        items = list(decided.items()) if isinstance(decided, dict) else list(decided)
+        for (rcode, area), (level, c) in items:
             rule = cat.rules.get(rcode)
             if rule is None:
                 continue
