@@ -13,7 +13,6 @@ second row. The committed batches go to this process's evaluator (see ``evaluato
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -25,9 +24,9 @@ from typing import Any
 import orjson
 
 from cityops.indicators.settings import get_indicator_settings
+from cityops.logging import log
 from cityops.security.principal import SYSTEM, Principal
 
-log = logging.getLogger("cityops.indicators.mqtt")
 
 
 @dataclass
@@ -107,8 +106,16 @@ class MqttIngest:
         self.stop_event.set()
         self.writer.join(timeout)
         if self.client is not None:
+            # a graceful stop ends the session (expiry 0): the broker stops giving this member its share
+            # of the group's messages. A killed process keeps its session, so that it finds its
+            # unacknowledged messages again when it restarts with the same client id.
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+            self.client.disconnect(properties=props)
             self.client.loop_stop()
-            self.client.disconnect()
 
     # ------------------------------------------------------------------ writer
 
