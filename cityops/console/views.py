@@ -85,6 +85,9 @@ NAV = [
 ]
 
 
+# nav key -> the permission a user needs to see the entry (entries not listed: everyone signed in)
+NAV_PERMISSIONS: dict[str, str] = {}
+
 _display_names: dict[int, tuple[float, str | None]] = {}
 
 
@@ -153,7 +156,8 @@ def render(request: Request, template: str, page: str, principal: Principal | No
         "data": context.get("boot", {}),
     }
     ctx = {
-        "t": t, "lang": lang, "page": page, "user": user, "nav": NAV,
+        "t": t, "lang": lang, "page": page, "user": user,
+        "nav": [n for n in NAV if n[0] not in NAV_PERMISSIONS or (principal is not None and principal.can(NAV_PERMISSIONS[n[0]]))],
         "other_lang": "en" if lang == "zh" else "zh",
         "boot_json": json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
         "request_path": request.url.path,

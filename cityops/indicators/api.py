@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session
 
 from cityops.console.views import render, require_page
 from cityops.indicators import schemas, service
+from cityops.indicators.console import install as install_console
 from cityops.security.deps import require
 from cityops.security.principal import Principal
 from cityops.uow import UnitOfWork
 
 router = APIRouter()
+install_console()
 TAG: list[str | Enum] = ["vital-signs"]
 
 

@@ -28,7 +28,6 @@ from cityops.logging import log
 from cityops.security.principal import SYSTEM, Principal
 
 
-
 @dataclass
 class IngestStats:
     messages: int = 0

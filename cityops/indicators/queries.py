@@ -261,7 +261,8 @@ def board(session: Session, principal: Principal) -> dict[str, Any]:
     return {"categories": cat.categories, "indicators": [indicator_out(cat, i) for i in cat.indicators.values()],
             "streets": by_street, "warnings": [warning_out(w, cat, names) for w in sorted(
                 rows, key=lambda x: (-x.level_rank, x.raised_at), reverse=False)][:200],
-            "silent": silent, "sparklines": spark, "area": area}
+            "silent": silent, "sparklines": spark, "area": area,
+            "street_names": {code: names.get(code, code) for code in by_street}}
 
 
 def indicator_out(cat: catalog.Catalogue, ind: catalog.IndicatorDef) -> dict[str, Any]:
