@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
-
 from tests.helpers import auth_headers, make_user
 from tests.indicators_helpers import drain, make_devices, minute0, ndjson, reading, sensor_headers, tag
 
