@@ -61,7 +61,7 @@ def setup(url: str, n_devices: int, seed: int = 20210220) -> dict[str, Any]:
             g, p = grids[i % len(grids)]
             rows.append({"code": f"B{i:06d}", "indicators": [INDS[i % 4]], "lon": p.x + float(rng.normal(0, 1e-5)),
                          "lat": p.y + float(rng.normal(0, 1e-5)), "owner_department_code": "sw"})
-        for j, (g, p) in enumerate(grids[:600]):  # latency probes: one ponding monitor per grid
+        for j, (_g, p) in enumerate(grids[:600]):  # latency probes: one ponding monitor per grid
             rows.append({"code": f"P{j:04d}", "indicators": ["ponding_depth"], "lon": p.x, "lat": p.y})
         for k in range(0, len(rows), 20_000):
             devices.upsert_many(s, SYSTEM, rows[k:k + 20_000], [["b", i] for i in range(k, min(k + 20_000, len(rows)))])

@@ -81,7 +81,9 @@ class RuleTrack:
         highest band reached or the first band, evaluable)."""
         ring = self.track.ring
         iv = self.track.ind.interval_ms
-        stats = [R.window_stat(ring, rows, k, b, iv) for b in self.spec.bands]
+        n = max((b.window_slots for b in self.spec.bands if b.stat != "rate"), default=0)
+        gathered = ring.window(rows, k, n) if n > 1 else None
+        stats = [R.window_stat(ring, rows, k, b, iv, gathered) for b in self.spec.bands]
         vals = [v[rows] for v in self.values]
         clrs = [c[rows] for c in self.clears]
         L, C, ok = R.grade(stats, self.spec.bands, vals, clrs)

@@ -54,8 +54,11 @@ class Handoff:
 class Pipeline:
     """This process's evaluator for one database."""
 
-    def __init__(self, maker: sessionmaker[Session]) -> None:
+    def __init__(self, maker: sessionmaker[Session], read_maker: sessionmaker[Session] | None = None) -> None:
         self.maker = maker
+        self.read_maker = read_maker or maker
+        self.lease_renew_at = 0.0
+        self.cycle_lock = threading.RLock()  # one cycle at a time (the thread, drain, stop)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.queue: deque[Handoff] = deque()
         self.cond = threading.Condition()
@@ -246,46 +249,72 @@ class Pipeline:
 
     def cycle(self, flush: bool = False) -> int:
         """Evaluate what is waiting; returns the number of batches evaluated."""
-        with self.cond:
-            self.busy = True
-            items = list(self.queue)
-            self.queue.clear()
-        try:
-            return self._cycle(items, flush)
-        finally:
+        with self.cycle_lock:
             with self.cond:
-                self.busy = False
+                self.busy = True
+                items = list(self.queue)
+                self.queue.clear()
+            try:
+                return self._cycle(items, flush)
+            except BaseException:
+                self.engine = None  # the database is the truth: rebuild from it next time
+                self.holding = False
+                with self.cond:  # not evaluated: they are still stored; read back after the rebuild
+                    pass
+                raise
+            finally:
+                with self.cond:
+                    self.busy = False
+
+    def _ensure_lease(self) -> bool:
+        """Hold the lease, renewing it (a short write transaction) when half of it has run out."""
+        now = time.monotonic()
+        if self.holding and self.engine is not None and now < self.lease_renew_at:
+            return True
+        with self.maker() as s:
+            ok = self._lease(s)
+            s.commit()
+        if not ok:
+            self.holding = False
+            self.engine = None  # another process evaluates; our batches stay stored for it
+            return False
+        self.lease_renew_at = now + get_indicator_settings().lease_seconds / 2
+        if self.engine is None or not self.holding:
+            with self.maker() as s:
+                self._start(s)
+                s.commit()
+            self.holding = True
+        return True
 
     def _cycle(self, items: list[Handoff], flush: bool) -> int:
-        with self.maker() as s:
-            if not self._lease(s):
-                s.commit()
+        """Read (no lock), compute in memory, then write in one short transaction: on SQLite the
+        write lock is held only while the results are written, not while the rules run."""
+        if not self._ensure_lease():
+            return 0
+        eng, cat = self.engine, self.cat
+        assert eng is not None and cat is not None
+        with self.read_maker() as r:
+            cur = r.scalar(select(catalog.CatalogueVersion.id).where(catalog.CatalogueVersion.active.is_(True)))
+            if cur != cat.id:  # a new catalogue version: start again
+                self.engine = None
                 self.holding = False
-                self.engine = None  # another process evaluates; our batches stay stored for it
+                with self.cond:
+                    self.queue.extendleft(reversed(items))
                 return 0
-            if self.engine is None or not self.holding:
-                self.holding = True
-                self._start(s)
-            else:
-                cur = s.scalar(select(catalog.CatalogueVersion.id).where(catalog.CatalogueVersion.active.is_(True)))
-                if self.cat is not None and cur != self.cat.id:  # a new catalogue version: start again
-                    self._start(s)
-            eng, cat = self.engine, self.cat
-            assert eng is not None and cat is not None
             ids = [h.batch_id for h in items]
-            status = dict(s.execute(select(Batch.id, Batch.status).where(Batch.id.in_(ids))).all()) if ids else {}
+            status = dict(r.execute(select(Batch.id, Batch.status).where(Batch.id.in_(ids))).all()) if ids else {}
             items = [h for h in items if status.get(h.batch_id) == "stored"]
             now = time.monotonic()
             foreign: list[Any] = []
             if now - self.last_poll >= get_indicator_settings().poll_seconds or flush:
                 self.last_poll = now
                 mine = {h.batch_id for h in items}
-                foreign = [r for r in s.execute(select(Batch.id, Batch.ts_min, Batch.ts_max).where(
-                    Batch.status == "stored").order_by(Batch.id).limit(200)) if r[0] not in mine]
+                foreign = [row for row in r.execute(select(Batch.id, Batch.ts_min, Batch.ts_max).where(
+                    Batch.status == "stored").order_by(Batch.id).limit(200)) if row[0] not in mine]
             parts = [(h.sid, h.ts, h.val, h.old) for h in items]
             if foreign:
-                parts.append(self._read_back(s, foreign))
-            batch_ids = [h.batch_id for h in items] + [r[0] for r in foreign]
+                parts.append(self._read_back(r, foreign))
+            batch_ids = [h.batch_id for h in items] + [row[0] for row in foreign]
             changes: list[Change] = []
             if parts:
                 sid = np.concatenate([p[0] for p in parts])
@@ -294,25 +323,30 @@ class Pipeline:
                 old = np.concatenate([p[3] for p in parts])
                 unknown = sorted({int(x) for x in np.unique(sid).tolist() if not eng.known(int(x))})
                 if unknown:
-                    self._load_series(s, unknown)
-                changes = eng.process(sid, ts, val, old)
-                self.buffer.add(sid, ts, val, old, batch_ids)
-                self.stats["readings"] += len(sid)
-            for rule, area in self.warnings.lifted_by_people(s):
-                eng.reset_area(rule, area)
-            if time.monotonic() - self.last_silence >= SILENCE_S or flush:
-                self.last_silence = time.monotonic()
-                changes += eng.silence(int(time.time() * 1000))
-            decided = eng.apply(changes)
-            want = self.warnings.reconcile(s, cat, decided, lambda r, a: eng.subjects.get(r, {}).get(a, {}))
+                    self._load_series(r, unknown)
+            lifted = self.warnings.lifted_by_people(r)
+        for rule, area in lifted:
+            eng.reset_area(rule, area)
+        if parts:
+            changes = eng.process(sid, ts, val, old)
+            self.buffer.add(sid, ts, val, old, batch_ids)
+            self.stats["readings"] += len(sid)
+        if time.monotonic() - self.last_silence >= SILENCE_S or flush:
+            self.last_silence = time.monotonic()
+            changes += eng.silence(int(time.time() * 1000))
+        decided = eng.apply(changes)
+        due = flush or time.monotonic() - self.last_flush >= FLUSH_S or self.buffer.count > 500_000
+        if not decided and not batch_ids and not due:
+            return 0
+        with self.maker() as s:
+            want = self.warnings.reconcile(s, cat, decided, lambda r_, a: eng.subjects.get(r_, {}).get(a, {}))
             want += self._composites(s, cat, decided)
             for wid in want:
                 open_case(s, cat, wid)
             if batch_ids:
                 s.execute(update(Batch).where(Batch.id.in_(batch_ids)).values(status="evaluated",
                                                                                evaluated_at=dt.datetime.now(dt.UTC)))
-            flushed: list[int] = []
-            if flush or time.monotonic() - self.last_flush >= FLUSH_S or self.buffer.count > 500_000:
+            if due:
                 sid2, ts2, val2, old2, flushed = self.buffer.take()
                 rollups.flush(s, self.areas, sid2, ts2, val2, old2)
                 if flush:
@@ -386,7 +420,7 @@ def pipeline(session_or_none: Session | None = None) -> Pipeline:
         with _lock:
             p = _pipelines.get(key)
             if p is None:
-                p = _pipelines[key] = Pipeline(get_sessionmaker())
+                p = _pipelines[key] = Pipeline(get_sessionmaker(), get_sessionmaker(False))
     return p
 
 

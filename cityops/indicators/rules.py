@@ -139,14 +139,19 @@ class Ring:
         return np.where(ok, self.values[rows, cell], np.nan)
 
 
-def window_stat(ring: Ring, rows: np.ndarray, k: np.ndarray, band: Band, interval_ms: int) -> np.ndarray:
+def window_stat(ring: Ring, rows: np.ndarray, k: np.ndarray, band: Band, interval_ms: int,
+                gathered: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The band's statistic at slot ``k`` of each row (NaN: not evaluable). See the module text;
-    a rate is per hour: ``(x_k − x_{k−n}) / (n·I in hours)``."""
+    a rate is per hour: ``(x_k − x_{k−n}) / (n·I in hours)``. ``gathered``: ``ring.window`` of a
+    window at least as long (its first n columns are this window's slots)."""
     if band.stat == "rate":
         now = ring.at(rows, k)
         before = ring.at(rows, k - band.window_slots)
         return np.round((now - before) / (band.window_slots * interval_ms / 3_600_000.0), 6)
-    vals, present = ring.window(rows, k, band.window_slots)
+    if gathered is not None and gathered[0].shape[1] >= band.window_slots:
+        vals, present = gathered[0][:, :band.window_slots], gathered[1][:, :band.window_slots]
+    else:
+        vals, present = ring.window(rows, k, band.window_slots)
     have = present.any(axis=1)
     with np.errstate(invalid="ignore", all="ignore"):
         if band.stat == "sum":
