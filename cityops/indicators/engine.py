@@ -63,6 +63,11 @@ class RuleTrack:
         self.clears: list[np.ndarray] = [np.zeros(0) for _ in self.spec.bands]
         self.min_dur = self.spec.min_duration()
         self.hist: dict[int, list[tuple[int, int, int, int]]] = {}
+        # running sums of long sum-windows (steady streams: one slot in, one out per reading)
+        self.running = [j for j, b in enumerate(self.spec.bands) if b.stat == "sum" and b.window_slots >= 30]
+        self.wsum: dict[int, np.ndarray] = {j: np.zeros(0) for j in self.running}
+        self.wcnt: dict[int, np.ndarray] = {j: np.zeros(0, dtype=np.int64) for j in self.running}
+        self.valid = np.zeros(0, dtype=bool)
 
     def grow(self, n: int, infos: list[SeriesInfo]) -> None:
         have = len(self.state.level)
@@ -73,17 +78,55 @@ class RuleTrack:
             add_c = np.array([_param(clr, i.params) for i in infos[have:n]], dtype=np.float64)
             self.values[j] = np.concatenate([self.values[j], add_v])
             self.clears[j] = np.concatenate([self.clears[j], add_c])
+        extra = n - len(self.valid)
+        if extra > 0:
+            self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
+            for j in self.running:
+                self.wsum[j] = np.concatenate([self.wsum[j], np.zeros(extra)])
+                self.wcnt[j] = np.concatenate([self.wcnt[j], np.zeros(extra, dtype=np.int64)])
+
+    def _running_stats(self, rows: np.ndarray, k: np.ndarray, prev: np.ndarray) -> dict[int, np.ndarray]:
+        """Window sums of the long sum-bands at ``k`` for in-order readings: slot k enters and slot
+        k - n leaves when k = previous head + 1 and the running sum is valid; else a full gather
+        (and the running sum restarts from it). Same result as ``window_stat``."""
+        ring = self.track.ring
+        step1 = self.valid[rows] & (prev >= 0) & (k == prev + 1)
+        full = ~step1
+        out: dict[int, np.ndarray] = {}
+        enter = ring.at(rows, k)
+        e_ok = ~np.isnan(enter)
+        for j in self.running:
+            n = self.spec.bands[j].window_slots
+            s, c = self.wsum[j], self.wcnt[j]
+            if step1.any():
+                r1, k1 = rows[step1], k[step1]
+                leave = ring.at(r1, k1 - n)
+                l_ok = ~np.isnan(leave)
+                s[r1] = s[r1] + np.where(e_ok[step1], enter[step1], 0.0) - np.where(l_ok, leave, 0.0)
+                c[r1] = c[r1] + e_ok[step1] - l_ok
+            if full.any():
+                rf, kf = rows[full], k[full]
+                vals, present = ring.window(rf, kf, n)
+                s[rf] = np.where(present, vals, 0.0).sum(axis=1)
+                c[rf] = present.sum(axis=1)
+            out[j] = np.where(c[rows] > 0, np.round(s[rows], 6), np.nan)
+        self.valid[rows] = True
+        return out
 
     def evaluate(self, rows: np.ndarray, k: np.ndarray, t: np.ndarray,
-                 state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, prev: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Grade and step at slots ``k`` (times ``t``) of ``rows``: (level, pending, low, stat of the
-        highest band reached or the first band, evaluable)."""
+        highest band reached or the first band, evaluable). ``prev``: the rows' latest slots before
+        these readings (in-order evaluation: running sums); None: a replay (full gathers)."""
         ring = self.track.ring
         iv = self.track.ind.interval_ms
-        n = max((b.window_slots for b in self.spec.bands if b.stat != "rate"), default=0)
+        run = self._running_stats(rows, k, prev) if prev is not None and self.running else {}
+        n = max((b.window_slots for j, b in enumerate(self.spec.bands) if b.stat != "rate" and j not in run),
+                default=0)
         gathered = ring.window(rows, k, n) if n > 1 else None
-        stats = [R.window_stat(ring, rows, k, b, iv, gathered) for b in self.spec.bands]
+        stats = [run[j] if j in run else R.window_stat(ring, rows, k, b, iv, gathered)
+                 for j, b in enumerate(self.spec.bands)]
         vals = [v[rows] for v in self.values]
         clrs = [c[rows] for c in self.clears]
         L, C, ok = R.grade(stats, self.spec.bands, vals, clrs)
@@ -255,18 +298,22 @@ class Engine:
             t.last_ts[rr] = np.maximum(t.last_ts[rr], tt)
             late &= fits
             ahead = ~late
+            prev = t.head[rr].copy()
+            if late.any():
+                for rt in t.rules:
+                    rt.valid[rr[late]] = False
             t.head[rr[ahead]] = np.maximum(t.head[rr[ahead]], kk[ahead])
             if not evaluate:
                 continue
             for row, kl in zip(rr[late].tolist(), kk[late].tolist(), strict=True):
                 replay[row] = min(replay.get(row, kl), kl)
             if ahead.any():
-                changes += self._evaluate(t, rr[ahead], kk[ahead])
+                changes += self._evaluate(t, rr[ahead], kk[ahead], prev[ahead])
         for row, kl in replay.items():
             changes += self._replay(t, row, kl)
         return changes
 
-    def _evaluate(self, t: Track, rows: np.ndarray, k: np.ndarray) -> list[Change]:
+    def _evaluate(self, t: Track, rows: np.ndarray, k: np.ndarray, prev: np.ndarray) -> list[Change]:
         iv = t.ind.interval_ms
         tms = k * iv
         out: list[Change] = []
@@ -275,7 +322,7 @@ class Engine:
             st = rt.state
             before = st.level[rows].copy()
             bp, bl = st.pending[rows].copy(), st.low[rows].copy()
-            new, pend, low, stat, _ok = rt.evaluate(rows, k, tms)
+            new, pend, low, stat, _ok = rt.evaluate(rows, k, tms, prev=prev)
             st.level[rows], st.pending[rows], st.low[rows] = new, pend, low
             moved = np.nonzero((new != before) | (pend != bp) | (low != bl))[0]
             for j in moved.tolist():
@@ -310,6 +357,7 @@ class Engine:
                     rt.record(row, int(tms[j]), nlv, npd, nlo, int(tms[0]) - t.ring.size * iv)
                 lv, pd, lo = nlv, npd, nlo
             rt.state.level[row], rt.state.pending[row], rt.state.low[row] = lv, pd, lo
+            rt.valid[row] = False
             if lv != cur:
                 when = changed_at if changed_at is not None else int(tms[-1])
                 out.append(self._change(rt, row, when, cur, lv, stat_at))
