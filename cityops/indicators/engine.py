@@ -335,7 +335,7 @@ class Engine:
         """Re-run the state machines of ``row`` from slot ``from_k`` to its latest slot."""
         iv = t.ind.interval_ms
         cells = t.ring.slots[row]
-        ks = np.unique(cells[(cells >= from_k) & (cells <= t.head[row])])
+        ks = np.unique(cells[(cells >= from_k) & (cells <= t.head[row])]).astype(np.int64)
         if not len(ks):
             return []
         out: list[Change] = []

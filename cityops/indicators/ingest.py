@@ -231,50 +231,78 @@ def validate(session: Session, items: list[tuple[int, Any]], now: dt.datetime | 
     vals: list[float] = []
     cache: dict[str, int | str] = {}
     for row, it in items:
-        if isinstance(it, _Bad):
-            rejected.append(Rejected(row, "row", it.reason))
+        if type(it) is dict:
+            dev, ind, ts, v = it.get("device"), it.get("indicator"), it.get("ts"), it.get("value")
+            tv = type(v)
+            # fast path: a well-formed reading of a known series (str codes, cached time, finite number)
+            if type(dev) is str and type(ind) is str and (tv is float or tv is int):
+                sid = series.get((dev, ind))
+                t = cache.get(ts) if type(ts) is str else None
+                if t is None and type(ts) is str:
+                    t = _ts_ms(ts, cache)
+                if sid is not None and type(t) is int and lo <= t <= hi and math.isfinite(v) and dev not in retired:
+                    rows.append(row)
+                    sids.append(sid)
+                    tss.append(t)
+                    vals.append(float(v))
+                    continue
+        bad = _check_row(it, series, retired, devices, cache, lo, hi, settings.raw_retention_days)
+        if bad is None:  # a CSV row (strings) that is fine
+            sid, t, fv = _csv_ok(it, series, cache)
+            rows.append(row)
+            sids.append(sid)
+            tss.append(t)
+            vals.append(fv)
             continue
-        if not isinstance(it, dict):
-            rejected.append(Rejected(row, "row", "读数须为对象 a reading is an object {device, indicator, ts, value}"))
-            continue
-        dev, ind, ts, v = it.get("device"), it.get("indicator"), it.get("ts"), it.get("value")
-        bad = None
-        if not isinstance(dev, str) or not dev:
-            bad = ("device", "缺少设备编码 device code missing")
-        elif not isinstance(ind, str) or not ind:
-            bad = ("indicator", "缺少指标代码 indicator code missing")
-        else:
-            sid = series.get((dev, ind))
-            if sid is None:
-                bad = ("device", f"未知设备 unknown device {dev[:60]!r}") if dev not in devices else (
-                    "indicator", f"设备 {dev[:60]} 未配置指标 the device does not measure {ind[:40]!r}")
-            elif dev in retired:
-                bad = ("device", f"设备 {dev[:60]} 已停用 the device is retired")
-        if bad is None:
-            t = _ts_ms(ts, cache)
-            if isinstance(t, str):
-                bad = ("ts", t)
-            elif t < lo:
-                bad = ("ts", f"早于保留期（{settings.raw_retention_days}天） older than the retention period")
-            elif t > hi:
-                bad = ("ts", "时间在未来 the time is in the future")
-        if bad is None:
-            if it.get("_csv") and isinstance(v, str):
-                try:
-                    v = float(v)
-                except ValueError:
-                    v = None
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                bad = ("value", "须为有限数值 must be a finite number")
-        if bad is not None:
-            rejected.append(Rejected(row, bad[0], bad[1]))
-            continue
-        rows.append(row)
-        sids.append(sid)  # type: ignore[arg-type]
-        tss.append(t)  # type: ignore[arg-type]
-        vals.append(float(v))  # type: ignore[arg-type]
+        rejected.append(Rejected(row, bad[0], bad[1]))
     return Parsed(np.asarray(rows, dtype=np.int64), np.asarray(sids, dtype=np.int64), np.asarray(tss, dtype=np.int64),
                   np.asarray(vals, dtype=np.float64), rejected)
+
+
+def _check_row(it: Any, series: dict[tuple[str, str], int], retired: set[str], devices: set[str],
+               cache: dict[str, int | str], lo: int, hi: int, keep_days: int) -> tuple[str, str] | None:
+    """Why a reading is refused (field, reason), or None (valid; only CSV rows get here valid)."""
+    if isinstance(it, _Bad):
+        return ("row", it.reason)
+    if not isinstance(it, dict):
+        return ("row", "读数须为对象 a reading is an object {device, indicator, ts, value}")
+    dev, ind, ts, v = it.get("device"), it.get("indicator"), it.get("ts"), it.get("value")
+    if not isinstance(dev, str) or not dev:
+        return ("device", "缺少设备编码 device code missing")
+    if not isinstance(ind, str) or not ind:
+        return ("indicator", "缺少指标代码 indicator code missing")
+    sid = series.get((dev, ind))
+    if sid is None:
+        if dev not in devices:
+            return ("device", f"未知设备 unknown device {dev[:60]!r}")
+        return ("indicator", f"设备 {dev[:60]} 未配置指标 the device does not measure {ind[:40]!r}")
+    if dev in retired:
+        return ("device", f"设备 {dev[:60]} 已停用 the device is retired")
+    t = _ts_ms(ts, cache)
+    if isinstance(t, str):
+        return ("ts", t)
+    if t < lo:
+        return ("ts", f"早于保留期（{keep_days}天） older than the retention period")
+    if t > hi:
+        return ("ts", "时间在未来 the time is in the future")
+    if it.get("_csv") and isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            v = None
+    if isinstance(v, bool) or not isinstance(v, _NUM) or not math.isfinite(v):
+        return ("value", "须为有限数值 must be a finite number")
+    return None
+
+
+def _csv_ok(it: dict[str, Any], series: dict[tuple[str, str], int], cache: dict[str, int | str]) -> tuple[int, int, float]:
+    v = it.get("value")
+    t = cache[it["ts"]]
+    assert isinstance(t, int)
+    return series[(it["device"], it["indicator"])], t, float(v)  # type: ignore[arg-type]
+
+
+_NUM = (int, float)
 
 
 def check(parsed: Parsed, partial: bool) -> None:

@@ -95,7 +95,8 @@ def slot_of(ts_ms: np.ndarray, interval_ms: int) -> np.ndarray:
 @dataclass
 class Ring:
     """Slot values of many series: row r keeps the last ``size`` slots (cell ``k % size`` holds
-    slot ``slots[r, k % size]``; -1 empty)."""
+    slot ``slots[r, k % size]``; -1 empty). Slot numbers are int32 (a 60-s slot number since 1970 is
+    ~29 million; 1-s slots would still fit until 2038)."""
 
     size: int
     values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -103,7 +104,7 @@ class Ring:
 
     @classmethod
     def empty(cls, rows: int, size: int) -> Ring:
-        return cls(size, np.zeros((rows, size), dtype=np.float64), np.full((rows, size), -1, dtype=np.int64))
+        return cls(size, np.zeros((rows, size), dtype=np.float64), np.full((rows, size), -1, dtype=np.int32))
 
     def grow(self, rows: int) -> None:
         have = self.values.shape[0]
@@ -111,7 +112,7 @@ class Ring:
             return
         extra = rows - have
         self.values = np.vstack([self.values, np.zeros((extra, self.size))])
-        self.slots = np.vstack([self.slots, np.full((extra, self.size), -1, dtype=np.int64)])
+        self.slots = np.vstack([self.slots, np.full((extra, self.size), -1, dtype=np.int32)])
 
     def put(self, rows: np.ndarray, k: np.ndarray, v: np.ndarray, amount: bool) -> None:
         """Write values into their slots (rows unique per call): an amount adds to what the slot
