@@ -240,11 +240,11 @@ def validate(session: Session, items: list[tuple[int, Any]], now: dt.datetime | 
                 t = cache.get(ts) if type(ts) is str else None
                 if t is None and type(ts) is str:
                     t = _ts_ms(ts, cache)
-                if sid is not None and type(t) is int and lo <= t <= hi and math.isfinite(v) and dev not in retired:
+                if sid is not None and type(t) is int and lo <= t <= hi and math.isfinite(v) and dev not in retired:  # type: ignore[arg-type]
                     rows.append(row)
                     sids.append(sid)
                     tss.append(t)
-                    vals.append(float(v))
+                    vals.append(float(v))  # type: ignore[arg-type]
                     continue
         bad = _check_row(it, series, retired, devices, cache, lo, hi, settings.raw_retention_days)
         if bad is None:  # a CSV row (strings) that is fine
