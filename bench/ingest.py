@@ -61,8 +61,8 @@ def setup(url: str, n_devices: int, seed: int = 20210220) -> dict[str, Any]:
             g, p = grids[i % len(grids)]
             rows.append({"code": f"B{i:06d}", "indicators": [INDS[i % 4]], "lon": p.x + float(rng.normal(0, 1e-5)),
                          "lat": p.y + float(rng.normal(0, 1e-5)), "owner_department_code": "sw"})
-        for j, (_g, p) in enumerate(grids[:600]):  # latency probes: one ponding monitor per grid
-            rows.append({"code": f"P{j:04d}", "indicators": ["ponding_depth"], "lon": p.x, "lat": p.y})
+        for j, (_g, p) in enumerate(grids[:600]):  # latency probes: one gas monitor per grid
+            rows.append({"code": f"P{j:04d}", "indicators": ["gas_pressure"], "lon": p.x, "lat": p.y})
         for k in range(0, len(rows), 20_000):
             devices.upsert_many(s, SYSTEM, rows[k:k + 20_000], [["b", i] for i in range(k, min(k + 20_000, len(rows)))])
             s.commit()
@@ -293,7 +293,8 @@ def mqtt_phase(url: str, codes: list[str], rounds: int, t0_ms: int, msg_size: in
 def latency_phase(url: str, codes: list[str], probes: list[str], key: str, port: int, t0_ms: int,
                   rate: float = 10_000.0, seconds: float = 40.0) -> dict[str, Any]:
     """Steady ``rate`` readings/s over HTTP (2 batches of 5,000 a second); each batch carries one
-    probe reading (ponding 45 cm: red at once) in a grid of its own; the poller sees the warning."""
+    probe reading (gas pressure 5.0 kPa: red at once, a rule without an auto-case) in a grid of its
+    own; the poller sees the warning row committed."""
     import httpx
     from sqlalchemy import create_engine, text
 
@@ -311,7 +312,7 @@ def latency_phase(url: str, codes: list[str], probes: list[str], key: str, port:
             last = int(c.execute(text("SELECT coalesce(max(id), 0) FROM indicator_warning")).scalar() or 0)
         while not stop.is_set():
             with eng.connect() as c:
-                rows = c.execute(text("SELECT id, subjects FROM indicator_warning WHERE id > :i AND rule_code = 'ponding'"),
+                rows = c.execute(text("SELECT id, subjects FROM indicator_warning WHERE id > :i AND rule_code = 'gas_pressure_low'"),
                                  {"i": last}).all()
             now = time.perf_counter()
             for wid, subj in rows:
@@ -342,7 +343,7 @@ def latency_phase(url: str, codes: list[str], probes: list[str], key: str, port:
                     round(NORMAL[INDS[(part * BATCH + i) % 4]] + float(rng.normal(0, 0.05)) * (i % 4 != 0), 3))
                     for i, cd in enumerate(chunk[:-1])]
                 probe = probes[b % len(probes)]
-                lines.append(b'{"device":"%s","indicator":"ponding_depth","ts":"%s","value":45.0}' % (
+                lines.append(b'{"device":"%s","indicator":"gas_pressure","ts":"%s","value":5.0}' % (
                     probe.encode(), ts.encode()))
                 due = t_start + b * period
                 wait = due - time.perf_counter()
