@@ -185,7 +185,14 @@ class Track:
         self.infos: list[SeriesInfo] = []
         self.head = np.zeros(0, dtype=np.int64)
         self.last_ts = np.zeros(0, dtype=np.int64)
+        self.active = np.zeros(0, dtype=bool)
+        self.since = np.zeros(0, dtype=np.int64)
         self.rules = [RuleTrack(r, self) for r in rules if r.slot is not None]
+
+    def sync_meta(self) -> None:
+        """Active flags and registration times as arrays (silence)."""
+        self.active = np.array([i.active for i in self.infos], dtype=bool)
+        self.since = np.array([i.since_ms for i in self.infos], dtype=np.int64)
 
     def add(self, infos: list[SeriesInfo]) -> None:
         new = [i for i in infos if i.series_id not in self.rows]
@@ -200,6 +207,7 @@ class Track:
             self.last_ts = np.concatenate([self.last_ts, np.full(grow, -1, dtype=np.int64)])
         for rt in self.rules:
             rt.grow(n, self.infos)
+        self.sync_meta()
 
     def area(self, row: int, level: str) -> str:
         return self.infos[row].grid[:AREA_LEVELS[level]]
@@ -238,6 +246,7 @@ class Engine:
             return
         t = self.tracks[hit[0]]
         t.infos[hit[1]] = info
+        t.sync_meta()
         for rt in t.rules:
             for j, b in enumerate(rt.spec.bands):
                 rt.values[j][hit[1]] = _param(b.value, info.params)
@@ -381,49 +390,34 @@ class Engine:
     # ------------------------------------------------------------------ silence
 
     def silence(self, now_ms: int) -> list[Change]:
-        """Evaluate every silence rule at ``now_ms`` (scheduled)."""
+        """Evaluate every silence rule at ``now_ms`` (scheduled), vectorized per indicator track."""
         out: list[Change] = []
         for rule in self.cat.rules.values():
             if rule.kind != "silence":
                 continue
-            infos: list[tuple[Track, int]] = []
             for code in rule.indicators:
                 t = self.tracks.get(code)
-                if t is None:
+                if t is None or not t.infos:
                     continue
-                infos += [(t, r) for r in range(len(t.infos)) if t.infos[r].active]
-            st = self.silence_state.setdefault(rule.code, R.State.empty(0))
-            keys = [f"{t.ind.code}:{r}" for t, r in infos]
-            index = self._silence_index(rule.code, keys)
-            st.grow(len(index))
-            if not infos:
-                continue
-            pos = np.array([index[k] for k in keys], dtype=np.int64)
-            last = np.array([max(int(t.last_ts[r]), t.infos[r].since_ms) for t, r in infos], dtype=np.int64)
-            intervals = np.array([t.ind.interval_ms for t, _r in infos], dtype=np.int64)
-            L = R.silence_levels(now_ms, last, intervals, rule.silence_bands)
-            before = st.level[pos].copy()
-            new, pend, low = R.step(before, st.pending[pos], st.low[pos], L, L, np.full(len(pos), now_ms),
-                                    np.zeros(4, dtype=np.int64), 0)
-            st.level[pos], st.pending[pos], st.low[pos] = new, pend, low
-            for j in np.nonzero(new != before)[0].tolist():
-                t, r = infos[j]
-                info = t.infos[r]
-                out.append(Change(rule.code, info.device, t.area(r, rule.area_level), now_ms, int(before[j]), int(new[j]),
-                                  (now_ms - int(last[j])) / 1000.0, [(int(t.last_ts[r]), float("nan"))]
-                                  if t.last_ts[r] >= 0 else [], info.lon, info.lat))
+                n = len(t.infos)
+                st = self.silence_state.setdefault(f"{rule.code}:{code}", R.State.empty(0))
+                st.grow(n)
+                if len(t.active) < n or len(t.since) < n:
+                    t.sync_meta()
+                last = np.maximum(t.last_ts[:n], t.since[:n])
+                L = R.silence_levels(now_ms, last, np.full(n, t.ind.interval_ms, dtype=np.int64), rule.silence_bands)
+                L = np.where(t.active[:n], L, R.NONE).astype(np.int8)
+                before = st.level[:n].copy()
+                new, pend, low = R.step(before, st.pending[:n], st.low[:n], L, L, np.full(n, now_ms),
+                                        np.zeros(4, dtype=np.int64), 0)
+                st.level[:n], st.pending[:n], st.low[:n] = new, pend, low
+                for r in np.nonzero(new != before)[0].tolist():
+                    info = t.infos[r]
+                    out.append(Change(rule.code, info.device, t.area(r, rule.area_level), now_ms, int(before[r]),
+                                      int(new[r]), (now_ms - int(last[r])) / 1000.0,
+                                      [(int(t.last_ts[r]), float("nan"))] if t.last_ts[r] >= 0 else [],
+                                      info.lon, info.lat))
         return out
-
-    _sil_index: dict[str, dict[str, int]]
-
-    def _silence_index(self, rule: str, keys: list[str]) -> dict[str, int]:
-        if not hasattr(self, "_sil_index"):
-            self._sil_index = {}
-        idx = self._sil_index.setdefault(rule, {})
-        for k in keys:
-            if k not in idx:
-                idx[k] = len(idx)
-        return idx
 
     def silent_devices(self) -> list[tuple[str, str, int]]:
         """(device, indicator, last reading ms or -1) of the subjects of open silence levels."""
@@ -479,16 +473,15 @@ class Engine:
                     if info.device in devs:
                         rt.state.level[row], rt.state.pending[row], rt.state.low[row] = R.NONE, -1, -1
                         rt.hist.pop(row, None)
-        st = self.silence_state.get(rule)
-        if st is not None and r.kind == "silence":
-            idx = getattr(self, "_sil_index", {}).get(rule, {})
+        if r.kind == "silence":
             for code in r.indicators:
                 t = self.tracks.get(code)
-                if t is None:
+                st = self.silence_state.get(f"{rule}:{code}")
+                if t is None or st is None:
                     continue
                 for row, info in enumerate(t.infos):
-                    if info.device in devs and f"{code}:{row}" in idx:
-                        st.level[idx[f"{code}:{row}"]] = R.NONE
+                    if info.device in devs and row < len(st.level):
+                        st.level[row] = R.NONE
 
     def restore(self, rule: str, area: str, subjects: dict[str, int]) -> None:
         """An open warning found at start: its subjects keep their levels."""
@@ -509,7 +502,6 @@ class Engine:
                     if rt.rule.code == rule:
                         rt.state.level[row] = lvl
                 if r.kind == "silence":
-                    st = self.silence_state.setdefault(rule, R.State.empty(0))
-                    idx = self._silence_index(rule, [f"{code}:{row}"])
-                    st.grow(len(idx))
-                    st.level[idx[f"{code}:{row}"]] = lvl
+                    st = self.silence_state.setdefault(f"{rule}:{code}", R.State.empty(0))
+                    st.grow(len(t.infos))
+                    st.level[row] = lvl
