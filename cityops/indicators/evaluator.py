@@ -37,7 +37,7 @@ from cityops.logging import log
 from cityops.security.principal import SYSTEM
 
 LEASE = "rules"
-FLUSH_S = 30.0  # rollups are flushed this often (and at drain/stop): fewer series-hour upserts
+FLUSH_S = 15.0  # rollups are flushed this often (and at drain/stop): fewer series-hour upserts
 SILENCE_S = 30.0
 
 
