@@ -50,7 +50,7 @@ def _login(page, base, user, pw, nxt="/vitals"):
 
 def test_vitals_board(db_url, session):
     t = tag()
-    make_devices(session, [(f"T{t}-RG{i}", "rainfall", "310117001", i) for i in range(3)]
+    make_devices(session, [(f"T{t}-RG{i}", "rainfall", "310117001", 20 + i) for i in range(3)]
                  + [(f"T{t}-PD", "ponding_depth", "310117003", 2), (f"T{t}-GP", "gas_pressure", "310117103", 1)])
     cmd = make_user(session, f"vb_cmd_{t}", ["district_commander"], area_code="310117")
     yy = make_user(session, f"vb_yy_{t}", ["street_operator"], area_code="310117001")

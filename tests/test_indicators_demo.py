@@ -6,12 +6,43 @@ from __future__ import annotations
 
 import time
 
+import os
+
+import pytest
 from sqlalchemy import select
 
 from tests.indicators_helpers import drain
 
 
-def test_storm_crosses_west_to_east(db_url, session):
+@pytest.fixture()
+def demo_db(tmp_root):
+    """A database of its own (the storm touches every street), seeded with the small district."""
+    from cityops.db import session_scope
+    from cityops.demo.seed import seed_demo
+    from tests.conftest import _new_database, migrate, use_database
+
+    url = _new_database(tmp_root, "storm")
+    migrate(url)
+    prev = os.environ.get("CITYOPS_DATABASE_URL")
+    use_database(url)
+    with session_scope() as s:
+        seed_demo(s, small=True)
+    from cityops.db import get_sessionmaker
+
+    s = get_sessionmaker()()
+    try:
+        yield s
+    finally:
+        s.close()
+        from cityops.indicators.evaluator import pipeline
+
+        pipeline().stop()
+        if prev:
+            use_database(prev)
+
+
+def test_storm_crosses_west_to_east(demo_db):
+    session = demo_db
     from cityops.db import get_sessionmaker
     from cityops.geo import service as geo
     from cityops.indicators.feed import Stream

@@ -11,6 +11,7 @@ from tests.indicators_helpers import drain, make_devices, minute0, ndjson, readi
 
 ND = {"Content-Type": "application/x-ndjson"}
 YY, SS = "310117001", "310117103"
+RED_ST = "310117102"  # a street no other test rains on: its rainstorm warning starts here
 
 
 def _post(client, session, rows):
@@ -38,15 +39,15 @@ def test_red_rainfall_opens_one_case_for_sw_in_the_grid(client, session):
 
     t = tag()
     code = f"T{t}-RG"
-    grid = make_devices(session, [(code, "rainfall", YY, 7)])[code][0]
+    grid = make_devices(session, [(code, "rainfall", RED_ST, 7)])[code][0]
     t0 = minute0(20)
     # 10 mm a minute: the 3 h sum is 10m -> orange at minute 5, red at minute 10
     _post(client, session, [reading(code, "rainfall", t0 + dt.timedelta(minutes=m), 10.0) for m in range(1, 13)])
     ah = _commander(client, session)
-    mine = [w for w in _warnings(client, ah, rule="rainstorm", area=YY) if code in w["subjects"]]
+    mine = [w for w in _warnings(client, ah, rule="rainstorm", area=RED_ST) if code in w["subjects"]]
     assert len(mine) == 1
     w = mine[0]
-    assert (w["level"], w["area_code"], w["state"], w["indicator"]) == ("red", YY, "raised", "rainfall")
+    assert (w["level"], w["area_code"], w["state"], w["indicator"]) == ("red", RED_ST, "raised", "rainfall")
     assert w["case"] is not None
     d = client.get(f"/api/v1/warnings/{w['id']}", headers=ah).json()
     steps = [(e["action"], e["data"].get("to") or e["data"].get("level")) for e in d["timeline"]]
@@ -62,7 +63,7 @@ def test_red_rainfall_opens_one_case_for_sw_in_the_grid(client, session):
     assert any("触发读数" in (e.get("note") or "") and f"W{w['id']}" in (e.get("note") or "") for e in tl)
     # more red rain while the warning stays open: no second case
     _post(client, session, [reading(code, "rainfall", t0 + dt.timedelta(minutes=m), 12.0) for m in range(13, 25)])
-    again = [x for x in _warnings(client, ah, rule="rainstorm", area=YY) if code in x["subjects"]]
+    again = [x for x in _warnings(client, ah, rule="rainstorm", area=RED_ST) if code in x["subjects"]]
     assert [x["id"] for x in again] == [w["id"]] and again[0]["case"]["id"] == w["case"]["id"]
     from cityops.indicators.service import warnings_for_case
 
@@ -70,7 +71,7 @@ def test_red_rainfall_opens_one_case_for_sw_in_the_grid(client, session):
     session.rollback()
     # what an emergency incident needs
     inc = client.get(f"/api/v1/warnings/{w['id']}/incident", headers=ah).json()
-    assert (inc["category"], inc["level"], inc["area"]["code"]) == ("自然灾害", "red", YY)
+    assert (inc["category"], inc["level"], inc["area"]["code"]) == ("自然灾害", "red", RED_ST)
     assert inc["geometry"]["area"]["type"] in ("Polygon", "MultiPolygon") and inc["geometry"]["point"]["type"] == "Point"
     assert inc["readings"] and inc["case"]["id"] == w["case"]["id"]
 
