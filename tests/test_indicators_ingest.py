@@ -194,3 +194,30 @@ def test_partitions_on_postgresql(session):
     assert today in parts and today + dt.timedelta(days=7) in parts and today - dt.timedelta(days=30) in parts
     kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'indicator_reading'")).scalar()
     assert kind == "p"  # a partitioned table
+
+
+def test_cli_readings_import(db_url, session, tmp_path):
+    """`cityops readings import FILE`: NDJSON in chunks, a bad row refuses its chunk with the row named."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    t = tag()
+    codes = [f"T{t}-CLI{i}" for i in range(3)]
+    make_devices(session, [(c, "gas_pressure", "310117104", i) for i, c in enumerate(codes)])
+    t0 = minute0(26)
+    rows = [reading(c, "gas_pressure", t0 + dt.timedelta(minutes=m), 2.4) for c in codes for m in range(40)]
+    f = tmp_path / "r.ndjson"
+    f.write_bytes(ndjson(rows))
+    exe = Path(sys.executable).parent / "cityops"
+    env = {**os.environ, "CITYOPS_DATABASE_URL": db_url}
+    out = subprocess.run([str(exe), "readings", "import", str(f), "--chunk", "50"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "'accepted': 120" in out.stderr
+    assert _count(session, codes) == 120
+    bad = tmp_path / "bad.ndjson"
+    bad.write_bytes(ndjson([reading(codes[0], "gas_pressure", t0, 2.4), {"device": codes[0]}]))
+    out = subprocess.run([str(exe), "readings", "import", str(bad)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "2" in out.stderr and "indicator" in out.stderr
