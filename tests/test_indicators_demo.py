@@ -4,9 +4,8 @@ cases for 水务 in the ponding monitors' grids. Simulated clock (``Stream.step(
 
 from __future__ import annotations
 
-import time
-
 import os
+import time
 
 import pytest
 from sqlalchemy import select
