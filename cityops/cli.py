@@ -21,7 +21,7 @@ console = Console(stderr=True)
 DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli",
                "cityops.geo.basemap_cli",
                "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli",
-               "cityops.emergency.cli_command"]
+               "cityops.emergency.cli_command", "cityops.indicators.cli"]
 
 
 @db_app.command("upgrade")
@@ -70,7 +70,8 @@ def serve(host: str = "127.0.0.1", port: int = typer.Option(int(os.environ.get("
                 log_level="info")
 
 
-# `cityops demo` serves the demo; domains add scripted scenarios as sub-commands (`cityops demo incident`)
+# `cityops demo` serves the demo; domains add scripted scenarios as sub-commands
+# (`cityops demo incident`, `cityops demo storm`)
 demo_app = typer.Typer(help="一键演示 demo; sub-commands run scripted scenarios", invoke_without_command=True)
 app.add_typer(demo_app, name="demo")
 
@@ -101,6 +102,10 @@ def demo(ctx: typer.Context, host: str = "127.0.0.1",
         try:
             flows = importlib.import_module("cityops.cases.feed")
             flows.start_background_feed()
+        except (ModuleNotFoundError, AttributeError):
+            pass
+        try:  # sensor readings through the real ingest path, and now and then a rainstorm
+            importlib.import_module("cityops.indicators.feed").start_background_stream()
         except (ModuleNotFoundError, AttributeError):
             pass
     serve(host=host, port=port, workers=1, reload=False)

@@ -17,6 +17,7 @@ DOMAIN_MODELS = [
     "cityops.lifecycle.models",
     "cityops.ai.models",
     "cityops.emergency.models_command",
+    "cityops.indicators.models",
 ]
 
 

@@ -55,6 +55,32 @@ class World:
     em_tasks: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
     em_warnings: dict[int, str | None] = field(default_factory=dict)
     callups: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
+    early_warnings: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
+    devices: dict[int, str | None] = field(default_factory=dict)
+
+
+def _some_warnings(db_url: str) -> None:
+    """Warnings raised by readings in three streets (through the real ingest and rules), if none yet."""
+    import datetime as dt
+
+    from cityops.db import get_sessionmaker
+    from cityops.indicators import service
+    from cityops.indicators.evaluator import pipeline
+    from cityops.indicators.models import EarlyWarning
+    from cityops.security.principal import SYSTEM
+    from tests.indicators_helpers import make_devices
+
+    with get_sessionmaker()() as s:
+        if s.scalar(select(EarlyWarning.id).limit(1)) is not None:
+            return
+        specs = [(f"SR-GP-{a}", "gas_pressure", a, 0) for a in ("310117001", "310117103", "310117002")]
+        make_devices(s, specs)
+        t0 = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=2)
+        service.ingest_readings(s, SYSTEM, [{"device": code, "indicator": "gas_pressure",
+                                             "ts": t0 + dt.timedelta(minutes=k), "value": 1.0}
+                                            for code, *_ in specs for k in range(6)])
+        s.commit()
+    pipeline().drain(timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +91,7 @@ def world(db_url) -> World:
     from cityops.registry.models import MODELS
     from cityops.security.models import Account, ApiKey
 
+    _some_warnings(db_url)
     with get_sessionmaker(False)() as s:
         depts: dict[int, set[str]] = {}
         for cid, code in s.execute(select(CaseDepartment.case_id, CaseDepartment.department_code)
@@ -99,6 +126,12 @@ def world(db_url) -> World:
         w.em_warnings = dict(s.execute(select(PublicWarning.id, PublicWarning.area_code)).all())
         w.callups = {i: (a, {d} if d else set()) for i, a, d in s.execute(
             select(MobilisationCallup.id, MobilisationCallup.area_code, MobilisationCallup.department_code))}
+        from cityops.indicators.models import Device, EarlyWarning
+
+        w.early_warnings = {i: (g or c or st, {d} if d else set()) for i, g, c, st, d in s.execute(
+            select(EarlyWarning.id, EarlyWarning.grid_code, EarlyWarning.community_code, EarlyWarning.street_code,
+                   EarlyWarning.owner_department_code))}
+        w.devices = dict(s.execute(select(Device.id, Device.grid_code)).all())
     return w
 
 
@@ -225,6 +258,10 @@ READS.update({
                                        _located(lambda w: w.em_warnings), "/api/v1/emergency/warnings/{id}"),
     "/api/v1/emergency/mobilisation": Read("incident.read", {}, lambda j: [int(c["id"]) for c in j], None,
                                            _handled(lambda w: w.callups)),
+    "/api/v1/warnings": Read("indicator.read", {"page_size": 500}, _items(), lambda j: j["total"],
+                             _handled(lambda w: w.early_warnings), "/api/v1/warnings/{id}"),
+    "/api/v1/devices": Read("indicator.read", {"page_size": 1000}, None, lambda j: j["total"],
+                            _located(lambda w: w.devices)),
 })
 for _k in REGISTRY:
     _perm = "person.read" if _k == "persons" else "registry.read"
@@ -273,7 +310,10 @@ NOT_SCOPED = {
     "/api/v1/emergency/reporting/reach": "times of the incidents in scope (test_emergency_reporting)",
     "/api/v1/emergency/warnings/feed.atom": "public CAP feed (published warnings)", "/emergency": "page",
     "/emergency/plans": "page", "/emergency/reporting": "page", "/emergency/tasks": "page",
-    "/emergency/warnings": "page",
+    "/emergency/warnings": "page", "/vitals": "page",
+    "/api/v1/indicators": "the indicator catalogue (reference data)", "/api/v1/indicators/versions": "reference data",
+    "/api/v1/readings/series": "aggregates of the principal's area (test_indicators_*: area checked)",
+    "/api/v1/vitals/board": "levels per street in scope (test_indicators_*)",
 }
 NOT_SCOPED.update({f"/api/v1/registry/{k}/columns": "reference data" for k in REGISTRY})
 

@@ -88,6 +88,32 @@ def _emergency(session: Any, m: re.Match[str]) -> dict[str, tuple[str, str]] | N
     return {name: ids} if ids else None
 
 
+def _warnings(session: Any, m: re.Match[str]) -> dict[str, tuple[str, str]] | None:
+    """A warning in 岳阳街道 and one in 佘山镇, raised by readings (vital signs)."""
+    try:
+        from cityops.indicators.models import EarlyWarning
+    except ImportError:
+        return None
+    ids = _ids_in_areas(session, EarlyWarning.id, EarlyWarning.area_code)
+    if ids is None:
+        import datetime as dt
+
+        from cityops.indicators import service
+        from cityops.indicators.evaluator import pipeline
+        from cityops.security.principal import SYSTEM
+        from tests.indicators_helpers import make_devices
+
+        make_devices(session, [("MX-GP-IN", "gas_pressure", IN_AREA, 0), ("MX-GP-OUT", "gas_pressure", OUT_AREA, 0)])
+        t0 = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=2)
+        service.ingest_readings(session, SYSTEM, [{"device": d, "indicator": "gas_pressure",
+                                                   "ts": t0 + dt.timedelta(minutes=k), "value": 1.0}
+                                                  for d in ("MX-GP-IN", "MX-GP-OUT") for k in range(6)])
+        session.commit()
+        pipeline().drain(timeout=120)
+        ids = _ids_in_areas(session, EarlyWarning.id, EarlyWarning.area_code)
+    return {"warning_id": ids} if ids else None
+
+
 # path regex -> provider(session, match) -> {param: (in-scope value, out-of-scope value)}; extend for new domains
 SCOPE_CASES: list[tuple[str, Callable[[Any, re.Match[str]], dict[str, tuple[str, str]] | None]]] = [
     (r"^/api/v1/security/accounts/\{account_id\}", lambda s, m: {"account_id": _account_ids(s)}),
@@ -95,6 +121,7 @@ SCOPE_CASES: list[tuple[str, Callable[[Any, re.Match[str]], dict[str, tuple[str,
     (r"^/api/v1/cases/\{case\}", _cases),
     (r"^/api/v1/emergency/(incidents|tasks|warnings|mobilisation)/\{(incident|task_id|warning_id|callup_id)\}",
      _emergency),
+    (r"^/api/v1/warnings/\{warning_id\}", _warnings),
     # (the console's /cases/{case_id} is a page shell answering 200 for any id; its data comes from the API)
 ]
 # request bodies that pass validation so that an out-of-scope object reaches the service (404)

@@ -75,16 +75,16 @@ def static_url(bundle: str, path: str) -> str:
 
 templates.env.globals["static_url"] = static_url
 
-NAV = [
-    ("console", "/", "nav.console"),
-    ("cases", "/cases", "nav.cases"),
-    ("workstation", "/workstation", "nav.workstation"),
-    ("report", "/report", "nav.report"),
-    ("evaluation", "/evaluation", "nav.evaluation"),
-    ("briefing", "/briefing", "nav.briefing"),
-]
-# (key, href, label, permission): shown only to principals holding the permission
-NAV_BY_PERMISSION: list[tuple[str, str, str, str]] = [
+# (key, href, label, permission): an entry is shown to principals holding its permission (the pages of
+# every domain; a page checks the same permission itself)
+NAV: list[tuple[str, str, str, str]] = [
+    ("console", "/", "nav.console", "console.view"),
+    ("cases", "/cases", "nav.cases", "case.read"),
+    ("vitals", "/vitals", "nav.vitals", "indicator.read"),
+    ("workstation", "/workstation", "nav.workstation", "console.view"),
+    ("report", "/report", "nav.report", "case.report"),
+    ("evaluation", "/evaluation", "nav.evaluation", "evaluation.read"),
+    ("briefing", "/briefing", "nav.briefing", "console.view"),
     ("emergency", "/emergency", "nav.emergency", "incident.read"),
     ("em_warnings", "/emergency/warnings", "nav.em_warnings", "warning.read"),
     ("em_plans", "/emergency/plans", "nav.em_plans", "plan.read"),
@@ -93,7 +93,8 @@ NAV_BY_PERMISSION: list[tuple[str, str, str, str]] = [
 
 
 def nav_for(principal: Principal | None) -> list[tuple[str, str, str]]:
-    return NAV + [(k, h, label) for k, h, label, perm in NAV_BY_PERMISSION if principal is not None and principal.can(perm)]
+    """The nav entries this principal may use."""
+    return [(k, h, label) for k, h, label, perm in NAV if principal is not None and principal.can(perm)]
 
 
 _display_names: dict[int, tuple[float, str | None]] = {}

@@ -22,6 +22,7 @@ DOMAIN_SEEDS = [
     "cityops.console.seed",
     "cityops.ai.seed",
     "cityops.emergency.seed_command",
+    "cityops.indicators.seed",
 ]
 
 

@@ -1,6 +1,6 @@
 """Console pages of emergency command (server-rendered shells; their data comes from the API):
 incidents, the incident command view, tasks (a department's to-do), warnings, the plan library and
-the flat-reporting dashboard. Nav entries per permission: ``cityops.console.views.NAV_BY_PERMISSION``."""
+the flat-reporting dashboard. Nav entries per permission: ``cityops.console.views.NAV``."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ HANDLER_MODULES: list[str] = [
     "cityops.console.jobs",
     "cityops.ai.jobs",
     "cityops.emergency.jobs_command",
+    "cityops.indicators.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}

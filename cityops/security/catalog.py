@@ -38,6 +38,11 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "classify.manage": ("训练与发布分类模型", "train, promote and roll back classifier models"),
     # emergency planning
     "emergency.plan": ("编制物资调度、疏散与覆盖方案", "plan supply dispatch, evacuation and coverage"),
+    # vital signs and early warning
+    "indicator.read": ("查看城市体征与预警", "read vital signs, devices and warnings"),
+    "indicator.manage": ("维护指标目录与设备", "manage the indicator catalogue and devices"),
+    "reading.ingest": ("上报感知读数", "ingest sensor readings"),
+    "warning.act": ("处置预警（签收、处置、解除）", "act on warnings (acknowledge, handle, lift)"),
     # console
     "console.view": ("使用城运驾驶舱", "use the console"),
     # emergency command
@@ -62,33 +67,34 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
 }
 
 _READ = {"registry.read", "person.read", "case.read", "catalogue.read", "evaluation.read", "console.view",
-         "layer.read", "notification.read", "classify.use"}
+         "layer.read", "notification.read", "classify.use", "indicator.read"}
 
 # role code -> (zh label, en label, permissions, admin_triad)
 ROLES: dict[str, tuple[str, str, set[str], bool]] = {
-    "supervisor": ("监督员/网格员", "supervisor / grid worker", _READ | {"case.report", "case.act"}, False),
+    "supervisor": ("监督员/网格员", "supervisor / grid worker", _READ | {"warning.act", "case.report", "case.act"}, False),
     "intake_operator": ("受理员", "intake operator", _READ | {"case.report", "case.act", "hotline.import",
                                                               "classify.correct"}, False),
-    "shift_lead": ("值班长", "shift lead", _READ | {"case.report", "case.act", "case.export", "classify.correct"}, False),
-    "dispatcher": ("派遣员", "dispatcher", _READ | {"case.report", "case.act", "case.export", "classify.correct"}, False),
-    "dept_handler": ("部门处置人员", "department handler", _READ | {"case.act"}, False),
-    "dept_leader": ("部门负责人", "department leader", _READ | {"case.act", "case.export"}, False),
+    "shift_lead": ("值班长", "shift lead", _READ | {"warning.act", "case.report", "case.act", "case.export", "classify.correct"}, False),
+    "dispatcher": ("派遣员", "dispatcher", _READ | {"warning.act", "case.report", "case.act", "case.export", "classify.correct"}, False),
+    "dept_handler": ("部门处置人员", "department handler", _READ | {"warning.act", "case.act"}, False),
+    "dept_leader": ("部门负责人", "department leader", _READ | {"warning.act", "case.act", "case.export"}, False),
     "street_operator": ("街镇城运中心操作员", "street/town operator",
-                        _READ | {"case.report", "case.act", "case.export", "registry.write", "registry.export",
+                        _READ | {"warning.act", "case.report", "case.act", "case.export", "registry.write", "registry.export",
                                  "classify.correct"}, False),
     "community_operator": ("居村城运工作站操作员", "community workstation operator",
-                           _READ | {"case.report", "case.act"}, False),
+                           _READ | {"warning.act", "case.report", "case.act"}, False),
     "district_commander": ("区城运中心指挥长", "district commander",
-                           _READ | {"case.report", "case.act", "case.export", "registry.export", "person.unmask",
+                           _READ | {"warning.act", "case.report", "case.act", "case.export", "registry.export", "person.unmask",
                                     "layer.write", "catalogue.write", "webhook.manage", "classify.correct",
-                                    "classify.manage", "emergency.plan"}, False),
+                                    "classify.manage", "emergency.plan", "indicator.manage"}, False),
     "cdc_analyst": ("疾控分析员", "CDC analyst", {"console.view", "case.read", "registry.read", "saferoom.query",
                                                  "evaluation.read"}, False),
     "emergency_commander": ("应急指挥长", "emergency commander",
-                            _READ | {"case.report", "case.act", "person.unmask", "emergency.plan"}, False),
+                            _READ | {"warning.act", "case.report", "case.act", "person.unmask", "emergency.plan"},
+                            False),
     "sys_admin": ("系统管理员", "system administrator",
                   {"account.manage", "apikey.manage", "catalogue.write", "layer.write", "area.write",
-                   "registry.write", "webhook.manage", "classify.manage"}, True),
+                   "registry.write", "webhook.manage", "classify.manage", "indicator.manage"}, True),
     # the three administrators administer the platform: none of them reads the business data (cases, console)
     "sec_admin": ("安全管理员", "security administrator",
                   {"role.manage", "saferoom.approve", "export.approve"}, True),

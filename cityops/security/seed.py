@@ -69,7 +69,7 @@ DEMO_ACCOUNTS: list[DemoAccount] = [
 # name, permissions, description
 DEMO_KEYS: list[tuple[str, list[str], str]] = [
     ("demo-open311", ["open311.post", "catalogue.read"], "Open311 客户端（演示） Open311 client"),
-    ("demo-sensor", ["signal.ingest"], "物联感知接入（演示） sensor / video-AI signals"),
+    ("demo-sensor", ["signal.ingest", "reading.ingest"], "物联感知接入（演示） sensor / video-AI signals and readings"),
     ("demo-hotline", ["hotline.import", "case.report", "catalogue.read"], "12345 工单导入（演示） hotline import"),
 ]
 
