@@ -237,7 +237,7 @@ def refresh(session: Session, old: Snapshot) -> Snapshot:
         cursor = page.cursor
         if len(changed) > MAX_EVENTS:
             return load(session)
-        if not page or not moved:
+        if not moved:  # a page can be empty of case events yet move the cursor past others
             break
     max_id = int(session.scalar(select(func.max(Case.id))) or 0)
     if not changed and max_id <= old.max_case_id:
