@@ -125,8 +125,11 @@ def test_command_view(page, server, world):
     assert depts.count() >= 10
     assert pg.locator(f"#task-board [data-department='jz{STREET}']").count() == 1
     assert pg.locator("#task-board .em-sla-green").count() >= 1
+    # one top-bar entry for emergency command; warnings, plans and reporting are its page's tabs
     nav = pg.inner_text("nav.mainnav")
-    assert "应急指挥" in nav and "预案库" in nav and "扁平化报告" in nav
+    assert "应急指挥" in nav and "预案库" not in nav and "扁平化报告" not in nav
+    tabs = pg.inner_text("nav.em-tabs")
+    assert "预警信息" in tabs and "预案库" in tabs and "报告时效" in tabs
     assert pg.locator("#timeline li").count() >= 2
     assert "新浜镇暴雨黄色预警" in pg.inner_text("#warnings")
     assert pg.locator("#deadlines tr").count() >= 3

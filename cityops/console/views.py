@@ -92,9 +92,18 @@ NAV: list[tuple[str, str, str, str]] = [
 ]
 
 
+# entries reached from their parent's page (its tabs): in the top bar only for an account that may
+# not open the parent
+NAV_PARENT: dict[str, str] = {"em_warnings": "emergency", "em_plans": "emergency", "em_reporting": "emergency"}
+
+
 def nav_for(principal: Principal | None) -> list[tuple[str, str, str]]:
-    """The nav entries this principal may use."""
-    return [(k, h, label) for k, h, label, perm in NAV if principal is not None and principal.can(perm)]
+    """The top-bar entries this principal may use."""
+    if principal is None:
+        return []
+    allowed = {k for k, _h, _l, perm in NAV if principal.can(perm)}
+    return [(k, h, label) for k, h, label, _perm in NAV
+            if k in allowed and NAV_PARENT.get(k) not in allowed]
 
 
 _display_names: dict[int, tuple[float, str | None]] = {}
@@ -165,7 +174,7 @@ def render(request: Request, template: str, page: str, principal: Principal | No
         "data": context.get("boot", {}),
     }
     ctx = {
-        "t": t, "lang": lang, "page": page, "user": user, "nav": nav_for(principal),
+        "t": t, "lang": lang, "page": page, "user": user, "nav": nav_for(principal), "nav_parent": NAV_PARENT,
         "other_lang": "en" if lang == "zh" else "zh",
         "boot_json": json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
         "request_path": request.url.path,
