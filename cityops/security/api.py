@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.orm import Session
 
 from cityops.config import get_settings
-from cityops.security import audit, privacy, saferoom, schemas, service
+from cityops.security import anchors, audit, privacy, saferoom, schemas, service
 from cityops.security.deps import public_route, require, signed_in
 from cityops.security.middleware import install as _install_middleware
 from cityops.security.principal import Principal
@@ -227,7 +227,7 @@ def list_audit(action: str | None = Query(None, max_length=40), username: str | 
             summary="校验审计哈希链 Verify the audit hash chain")
 def verify_audit(principal: Principal = require("audit.read"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
-    res = audit.verify(session)
+    res = anchors.verify(session)
     audit.record(session, principal, "audit.verify", "audit_log", None, result="ok" if res.ok else "broken",
                  detail=res.as_dict())
     return res.as_dict()

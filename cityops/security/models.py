@@ -124,8 +124,9 @@ class ApiKey(Base):
 
 
 class AuditLog(Base):
-    """Append-only, hash-chained audit trail. ``seq`` is assigned under a lock as last + 1;
-    ``hash`` = SHA-256(prev_hash + canonical content). Never updated or deleted by the app."""
+    """Append-only, keyed hash chain. ``seq`` is assigned under a lock as last + 1;
+    ``hash`` = HMAC-SHA256(audit key, prev_hash + canonical content), the key outside the database.
+    Never updated or deleted by the app."""
 
     __tablename__ = "audit_log"
 
@@ -146,9 +147,12 @@ class AuditLog(Base):
 
 Index("ix_audit_log_object", AuditLog.object_type, AuditLog.object_id)
 
-# The table refuses UPDATE and DELETE (PostgreSQL: trigger function; SQLite: triggers). A database
-# superuser can still bypass it (``SET session_replication_role = replica`` / ``DROP TRIGGER``),
-# which is what the tamper tests do: ``cityops audit verify`` then names the broken row.
+# The table refuses UPDATE, DELETE and TRUNCATE (PostgreSQL: trigger function, row and statement
+# triggers, and the privileges are revoked from PUBLIC and the connecting role) and UPDATE, DELETE
+# and INSERT OR REPLACE (SQLite: triggers; REPLACE deletes without firing delete triggers, so a
+# BEFORE INSERT trigger refuses a row whose seq exists). A database superuser can still bypass it
+# (``SET session_replication_role = replica`` / ``DROP TRIGGER``), which is what the tamper tests
+# do: ``cityops audit verify`` (keyed chain + anchors) then names where.
 PG_AUDIT_GUARD = [
     """CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
 BEGIN
@@ -158,12 +162,20 @@ $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log",
     "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    "DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM CURRENT_USER",
 ]
 SQLITE_AUDIT_GUARD = [
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_replace BEFORE INSERT ON audit_log "
+    "WHEN EXISTS (SELECT 1 FROM audit_log WHERE seq = NEW.seq) "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (INSERT OR REPLACE refused)'); END",
 ]
 
 

@@ -177,6 +177,9 @@ class VerifyOut(BaseModel):
     checked: int
     first_broken_seq: int | None
     reason: str | None
+    last_seq: int = 0
+    legacy_rows: int = 0
+    anchors: int = 0
 
 
 class FieldSpecOut(BaseModel):
