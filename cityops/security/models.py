@@ -104,6 +104,17 @@ class AuthSession(Base):
     source_ip: Mapped[str | None] = mapped_column(String(64))
 
 
+class SigninSource(Base):
+    """Failed sign-ins per source address (the per-source lock of new sign-ins)."""
+
+    __tablename__ = "signin_source"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class ApiKey(Base):
     """An integration key (Open311 client, sensors, hotline import). Shown once; SHA-256 at rest."""
 

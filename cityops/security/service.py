@@ -28,7 +28,7 @@ from cityops import clock
 from cityops.config import get_settings
 from cityops.db import database_key
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unauthorized
-from cityops.security import audit, catalog, scope
+from cityops.security import audit, catalog, scope, throttle
 from cityops.security.models import (
     Account,
     AccountRole,
@@ -433,45 +433,53 @@ def csrf_token_for(session_token: str) -> str:
     return hmac.new(key, b"csrf|" + session_token.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _bad_credentials() -> Unauthorized:
+    """The one answer of every failed sign-in: same message, location and type whether the user is
+    unknown, inactive, locked or the password wrong (no username enumeration)."""
+    return unauthorized(throttle.BAD_CREDENTIALS, ["body"], persist=True)
+
+
 def _authenticate(session: Session, username: str, password: str, source_ip: str | None, *,
                   allow_expired: bool = False) -> Account:
+    """Check a password. Every failure costs one argon2 verification (also for unknown users and
+    locked accounts: same timing) and answers ``_bad_credentials``; locks refuse new sign-ins only."""
     settings = get_settings()
     check_rate(f"login:{source_ip}:{username.lower()}", settings.login_rate_per_minute, what="sign-in attempts")
     check_rate(f"login-ip:{source_ip}", settings.login_rate_per_minute * 10, what="sign-in attempts")
     now = clock.now()
     acc = session.scalar(select(Account).where(Account.username == username))
-    bad = "用户名或密码错误 invalid username or password"
+
+    def fail(reason: str, result: str = "failed", actor: Principal | None = None, **detail: Any) -> Unauthorized:
+        if throttle.source_failed(session, source_ip):
+            audit.record(session, actor, "lockout", "signin_source", (source_ip or "-")[:80],
+                         detail={"minutes": settings.lockout_minutes}, username=username[:80], source_ip=source_ip)
+        audit.record(session, actor, "login_failed", "account", acc.id if acc else None, result=result,
+                     detail={"reason": reason, **detail}, username=username[:80], source_ip=source_ip)
+        return _bad_credentials()
+
+    if throttle.source_locked(session, source_ip):
+        verify_password(_DUMMY_HASH, password)
+        raise fail("source_locked", "locked")
     if acc is None or not acc.active:
         verify_password(_DUMMY_HASH, password)
-        audit.record(session, None, "login_failed", "account", acc.id if acc else None, result="failed",
-                     detail={"reason": "unknown_user" if acc is None else "inactive"}, username=username[:80],
-                     source_ip=source_ip)
-        raise unauthorized(bad, ["body", "username"], persist=True)
+        raise fail("unknown_user" if acc is None else "inactive")
     actor = _principal_for(session, acc, source_ip)
     if acc.locked_until is not None:
         if acc.locked_until > now:
-            audit.record(session, actor, "login_failed", "account", acc.id, result="locked",
-                         detail={"locked_until": acc.locked_until.isoformat()})
-            local = acc.locked_until.astimezone(dt.timezone(dt.timedelta(hours=8)))
-            raise unauthorized(f"账号已锁定，请于 {local:%H:%M} 后重试 account locked until "
-                               f"{acc.locked_until.isoformat(timespec='seconds')}", ["body", "username"], "locked",
-                               persist=True)
+            verify_password(_DUMMY_HASH, password)
+            raise fail("locked", "locked", actor, locked_until=acc.locked_until.isoformat())
         acc.locked_until = None
         acc.failed_logins = 0
         audit.record(session, actor, "unlock", "account", acc.id, detail={"reason": "lock expired"})
     if not verify_password(acc.password_hash, password):
         acc.failed_logins += 1
-        locked = acc.failed_logins >= settings.lockout_threshold
-        audit.record(session, actor, "login_failed", "account", acc.id, result="failed",
-                     detail={"reason": "bad_password", "failed_logins": acc.failed_logins})
-        if locked:
+        exc = fail("bad_password", "failed", actor, failed_logins=acc.failed_logins)
+        if acc.failed_logins >= settings.lockout_threshold:
             acc.locked_until = now + dt.timedelta(minutes=settings.lockout_minutes)
-            _revoke_sessions(session, acc.id, "locked")
             audit.record(session, actor, "lockout", "account", acc.id,
                          detail={"failed_logins": acc.failed_logins, "minutes": settings.lockout_minutes})
-        raise unauthorized(bad + (f"；已连续失败 {acc.failed_logins} 次，账号锁定 {settings.lockout_minutes} 分钟 "
-                                  f"(account locked for {settings.lockout_minutes} min)" if locked else ""),
-                           ["body", "password"], "locked" if locked else "unauthorized", persist=True)
+            _notify_locked(session, acc, source_ip)
+        raise exc
     if _hasher.check_needs_rehash(acc.password_hash):
         acc.password_hash = hash_password(password)
     if not allow_expired and password_expired(acc):
@@ -481,6 +489,19 @@ def _authenticate(session: Session, username: str, password: str, source_ip: str
                            "at POST /api/v1/auth/password", ["body", "password"], "password_expired", persist=True)
     acc.failed_logins = 0
     return acc
+
+
+def _notify_locked(session: Session, acc: Account, source_ip: str | None) -> None:
+    """Tell the owner of a locked account (in-app inbox; open sessions keep working)."""
+    from cityops.jobs.service import notify
+
+    until = (acc.locked_until or clock.now()).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    minutes = get_settings().lockout_minutes
+    notify(session, account_ids=[acc.id], severity="warning", title="账号登录已临时锁定 sign-in locked",
+           body=f"连续 {acc.failed_logins} 次密码错误（来源 {source_ip or '-'}），新的登录将暂停至 {until:%H:%M}"
+                f"（{minutes} 分钟）；已登录的会话不受影响。如非本人操作，请联系系统管理员。 "
+                f"{acc.failed_logins} wrong passwords (from {source_ip or '-'}): new sign-ins are locked for "
+                f"{minutes} min; your open sessions keep working.")
 
 
 @dataclass
