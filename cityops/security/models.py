@@ -132,6 +132,8 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # keys expire (None only on keys made before expiry existed)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Base):
@@ -201,6 +203,30 @@ def install_audit_guard(conn: Any) -> None:
 @event.listens_for(AuditLog.__table__, "after_create")
 def _audit_guard_after_create(_table: Any, conn: Any, **_kw: Any) -> None:
     install_audit_guard(conn)
+
+
+class AdminChange(Base):
+    """A change to an administrator (三权分立 four-eyes): proposed by one holder of a power, applied
+    when a second one approves it (``cityops.security.foureyes``)."""
+
+    __tablename__ = "admin_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # account.roles / account.update / account.reset_password / role.*
+    target: Mapped[str] = mapped_column(String(64))  # account id or role code
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    permission: Mapped[str] = mapped_column(String(64))  # what proposer and approver must hold
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)  # pending/applied/rejected
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requester_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    # what applying it returned (e.g. the temporary password is NOT kept: only that one was issued)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class ExportRequest(Base):
