@@ -76,19 +76,19 @@ def pct(values: list[float], q: float) -> float | None:
 # ---------------------------------------------------------------- databases
 
 
-def make_db(backend: str, pg_url: str, tmp: Path) -> str:
+def make_db(backend: str, pg_url: str, tmp: Path, pg_db: str = PG_DB) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'bench-intake.db'}"
     from cityops.db import create_postgis_database
 
-    return create_postgis_database(pg_url, PG_DB, replace=True)
+    return create_postgis_database(pg_url, pg_db, replace=True)
 
 
-def drop_db(backend: str, pg_url: str) -> None:
+def drop_db(backend: str, pg_url: str, pg_db: str = PG_DB) -> None:
     if backend == "pg":
         from cityops.db import drop_database
 
-        drop_database(pg_url, PG_DB)
+        drop_database(pg_url, pg_db)
 
 
 def setup(url: str) -> dict[str, Any]:
@@ -395,7 +395,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     rng = np.random.default_rng(SEED)
     t_all = time.perf_counter()
     log(f"== {backend}: fresh database, full demo district")
-    url = make_db(backend, args.pg_url, tmp)
+    url = make_db(backend, args.pg_url, tmp, args.pg_db)
     ctx = setup(url)
     res: dict[str, Any] = {"backend": backend, "workers": args.workers}
     port = devserver.free_ports(1, PORTS)[0]
@@ -492,7 +492,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         from cityops.db import reset_engine
 
         reset_engine()
-        drop_db(backend, args.pg_url)
+        drop_db(backend, args.pg_url, args.pg_db)
     res["seconds"] = round(time.perf_counter() - t_all, 1)
     return res
 
@@ -510,6 +510,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--list-queries", type=int, default=25, help="queries per filter template (9 templates)")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--pg-url", default=os.environ.get("CITYOPS_BENCH_PG_URL", DEFAULT_PG))
+    ap.add_argument("--pg-db", default=PG_DB, help="name of the (throwaway) PostgreSQL database")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the databases (SQLite file is in a temp dir)")
     args = ap.parse_args(argv)

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     safe_room_k: int = 5
     login_rate_per_minute: int = 30
     intake_rate_per_minute: int = 600
+    # audit chain (cityops.security.audit / anchors): the HMAC key lives outside the database —
+    # CITYOPS_AUDIT_KEY (hex or text) or a key file (created 0600 on first use when missing)
+    audit_key: str = ""
+    audit_key_file: str = ""  # default: var/audit.key
+    # where anchors of the chain head are appended (default: beside a SQLite file, else var/audit-anchors)
+    audit_anchor_dir: str = ""
+    audit_anchor_minutes: int = 5
+    # sign-in throttling per source address: failures within lockout_minutes before new sign-ins
+    # from that address are refused for lockout_minutes
+    source_lockout_threshold: int = 20
     # grid topology tolerance (m) for slivers
     topology_tolerance_m: float = 0.5
     sliver_min_area_m2: float = 1.0

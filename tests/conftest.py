@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 PG_URL = os.environ.get("CITYOPS_TEST_DATABASE_URL", "")
+# every TestClient request comes from the one address "testclient": the per-source sign-in lock
+# (issue 17) would lock the whole suite out; tests/test_security_signin.py sets it low itself
+os.environ.setdefault("CITYOPS_SOURCE_LOCKOUT_THRESHOLD", "1000000")
 BACKEND = "postgresql" if PG_URL else "sqlite"
 
 

@@ -302,6 +302,7 @@ NOT_SCOPED = {
     "/api/v1/webhooks": "platform operations", "/api/v1/webhooks/deliveries": "platform operations",
     "/api/v1/saferoom/queries": "the catalogue of approved aggregate queries (no personal data)",
     "/api/v1/security/export-requests": "the approvers' queue (export.approve)",
+    "/api/v1/security/admin-changes": "the administrators' four-eyes queue (each kind by the permission it needs)",
     "/api/v1/classify/models": "model versions (classify.manage)",
     "/api/v1/basemap": "public base map (roads, water, places)", "/api/v1/basemap/search": "public place names",
     "/api/v1/emergency/categories": "reference data", "/api/v1/emergency/mobilisation/ladder": "reference data",

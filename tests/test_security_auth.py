@@ -73,10 +73,10 @@ def test_five_wrong_passwords_lock_and_lock_lifts_after_configured_time(client, 
     for _i in range(threshold):
         r = client.post("/api/v1/auth/token", data={"username": user, "password": "Wrong-pass-123"})
         assert r.status_code == 401, r.text
-    assert r.json()["detail"][0]["type"] == "locked"
-    # the right password is refused while locked
+    wrong = r.content  # the answer does not tell that the account is locked now (no enumeration)
+    # the right password is refused while locked, with the same answer
     r = client.post("/api/v1/auth/token", data={"username": user, "password": pw})
-    assert r.status_code == 401 and r.json()["detail"][0]["type"] == "locked", r.text
+    assert r.status_code == 401 and r.content == wrong, r.text
     assert len(_audit(session, user, "lockout")) == 1
     assert len(_audit(session, user, "login_failed")) == threshold + 1
     shifted_clock(minutes=get_settings().lockout_minutes - 1)
@@ -246,9 +246,15 @@ def test_check_rate_helper():
 def test_api_keys_scoped_shown_once_revocable(client, session):
     admin, pw = make_user(session, "t_auth_keyadmin", ["sys_admin"], area_code="310117")
     h = auth_headers(client, admin, pw)
+    # a key carries only what its maker holds (the system administrator holds no signal.ingest)
     r = client.post("/api/v1/security/api-keys", headers=h,
-                    json={"name": "t-sensor-1", "permissions": ["signal.ingest"]})
+                    json={"name": "t-sensor-0", "permissions": ["signal.ingest"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "permissions", 0], r.text
+    assert r.json()["detail"][0]["type"] == "least_privilege"
+    r = client.post("/api/v1/security/api-keys", headers=h,
+                    json={"name": "t-sensor-1", "permissions": ["registry.write"], "expires_days": 30})
     assert r.status_code == 201, r.text
+    assert r.json()["expires_at"]
     key = r.json()["key"]
     listed = client.get("/api/v1/security/api-keys", headers=h).json()
     assert all("key" not in k for k in listed) and any(k["name"] == "t-sensor-1" for k in listed)
@@ -259,7 +265,7 @@ def test_api_keys_scoped_shown_once_revocable(client, session):
     session.rollback()
     assert key_hash != key and key not in key_hash and len(key_hash) == 64
     me = client.get("/api/v1/auth/me", headers={"X-API-Key": key}).json()
-    assert me["kind"] == "api_key" and me["permissions"] == ["signal.ingest"]
+    assert me["kind"] == "api_key" and me["permissions"] == ["registry.write"]
     # an API key cannot do what it was not given
     assert client.get("/api/v1/security/accounts", headers={"X-API-Key": key}).status_code == 403
     # admin permissions cannot be put on a key

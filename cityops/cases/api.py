@@ -124,7 +124,7 @@ def upload_media(files: list[UploadFile] = File(...), principal: Principal = req
 @router.get("/media/{media_id}", tags=["cases"], summary="照片/视频 Media file")
 def get_media(media_id: str = Path(..., pattern=r"^[0-9a-f]{32}$"), principal: Principal = require("case.read"),
               session: Session = UnitOfWork) -> FileResponse:
-    path, ctype = intake.media_file(session, media_id)
+    path, ctype = intake.media_file(session, principal, media_id)
     if not path.exists():
         raise InvalidInput([Problem("the media file is missing on disk", ["path", "media_id"], "missing")])
     return FileResponse(path, media_type=ctype)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityops.cases import sla
-from cityops.cases.intake import check_media
+from cityops.cases.intake import attach_media, check_media
 from cityops.cases.models import Case, CaseEvent, ConsultationMessage, case_no
 from cityops.cases.queries import active_departments
 from cityops.errors import Forbidden, InvalidInput, Problem
@@ -31,6 +31,7 @@ def post_consultation(session: Session, principal: Principal, case: Case, body: 
     probs = check_media(session, attachments, ["body", "attachments"])
     if probs:
         raise InvalidInput(probs)
+    attach_media(session, attachments, case.id)
     at = sla.now()
     m = ConsultationMessage(case_id=case.id, at=at, author=principal.username, author_roles=principal.role_label()[:200],
                             department_code=principal.department_code, body=body, attachments=attachments)

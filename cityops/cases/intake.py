@@ -135,11 +135,33 @@ def save_media(session: Session, principal: Principal, files: list[tuple[str | N
     return out
 
 
-def media_file(session: Session, media_id: str) -> tuple[Path, str]:
+def media_file(session: Session, principal: Principal, media_id: str) -> tuple[Path, str]:
+    """The file of a photo/video if ``principal`` may read it, else 404 (issue 17): media inherit
+    the scope of their case (``CASE_SCOPE``: the one rule of ``cityops.security.scope``); before
+    it is attached to a case, an upload is readable only by the account that uploaded it — a
+    public (anonymous) upload by nobody."""
+    from cityops.cases.queries import CASE_SCOPE
+
     m = session.get(Media, media_id)
-    if m is None:
-        raise NotFound([Problem(f"no media {media_id}", ["path", "media_id"], "not_found")])
+    readable = False
+    if m is not None and m.case_id is not None:
+        readable = session.scalar(select(Case.id).where(Case.id == m.case_id, scope.clause(principal, CASE_SCOPE))) \
+            is not None
+    elif m is not None:
+        readable = principal.kind == "system" or (principal.kind in ("user", "api_key")
+                                                  and m.uploaded_by == principal.username)
+    if m is None or not readable:
+        raise NotFound([Problem(f"照片不存在或无权查看 no media {media_id} (or not in your scope)", ["path", "media_id"],
+                                "not_found")])
     return media_root() / m.path, m.content_type
+
+
+def attach_media(session: Session, ids: list[str] | tuple[str, ...], case_id: int) -> None:
+    """Media named by a report, a linked report, a signal or a consultation message of a case take
+    that case's scope (the first case that names them keeps them)."""
+    if ids:
+        mt = table(Media)
+        session.execute(update(mt).where(mt.c.id.in_(sorted(set(ids))), mt.c.case_id.is_(None)).values(case_id=case_id))
 
 
 def check_media(session: Session, ids: list[str], loc: list[str | int]) -> list[Problem]:
@@ -493,9 +515,7 @@ def _create_cases(session: Session, batch: list[tuple[Principal, IntakeItem]], c
         principal, item = batch[k]
         state = "closed" if item.self_handled else "reported"
         no = case_no(cid, item.at)
-        if item.media:
-            mt = table(Media)
-            session.execute(update(mt).where(mt.c.id.in_(list(item.media)), mt.c.case_id.is_(None)).values(case_id=cid))
+        attach_media(session, item.media, cid)
         if item.per_case_side_effects:
             events_out.append({
                 "case_id": cid, "case_no": no, "category_code": item.cat.code, "category_name": item.cat.name_zh,
@@ -525,6 +545,7 @@ def _link(session: Session, principal: Principal, item: IntakeItem, cid: int, di
         reporter_account_id=item.reporter_account_id, description=item.description, lon=item.lon, lat=item.lat,
         distance_m=round(dist, 2), media=list(item.media), reported_at=at)).scalar_one())
     row = session.execute(LINK_CASE, {"cid": cid, "at": at}).one()
+    attach_media(session, item.media, cid)
     session.execute(INSERT_EVENT, dict(
         case_id=cid, at=at, actor=principal.username, actor_account_id=principal.account_id,
         actor_roles=principal.role_label()[:200], department_code=principal.department_code, action="link_report",
@@ -909,6 +930,7 @@ def ingest_signal(session: Session, principal: Principal, body: schemas.SignalIn
             Case.state.in_(ref.OPEN_STATES)).order_by(Signal.observed_at.desc()).limit(1)).scalar()
         if prev is not None and (dedupe_f is None or dedupe_f.mode == "active"):
             outcome, case_id, filt = "deduplicated", int(prev), dedupe_f
+            attach_media(session, body.media, int(prev))
         elif snooze is not None:  # monitor-mode snooze: would have snoozed; record it and go on
             filt = snooze
     result_case = None

@@ -49,7 +49,7 @@ def _optional_principal(request: Request) -> Principal | None:
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(public_route)])
 def login_page(request: Request, next: str = Query("/", max_length=500)) -> Response:
-    nxt = next if next.startswith("/") and not next.startswith("//") else "/"
+    nxt = views.safe_next(next)
     return render(request, "login.html", "login", None, next_url=nxt)
 
 

@@ -157,6 +157,26 @@ def user_info(principal: Principal | None, lang: str) -> dict[str, Any] | None:
     }
 
 
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: only a same-origin relative path ("/cases?x=1"), else "/".
+
+    Refused: absolute and scheme-relative URLs ("//evil", "https://evil"), backslashes (browsers
+    read "/\\evil" as "//evil"), control characters and white space, percent-encoded slashes or
+    backslashes at the start ("/%5Cevil", "/%2F%2Fevil")."""
+    from urllib.parse import unquote, urlsplit
+
+    if not value or not value.startswith("/") or len(value) > 500:
+        return "/"
+    decoded = unquote(value)
+    for v in (value, decoded):
+        if v.startswith("//") or "\\" in v or any(ord(ch) < 33 or ord(ch) == 127 for ch in v):
+            return "/"
+        parts = urlsplit(v)
+        if parts.scheme or parts.netloc:
+            return "/"
+    return value
+
+
 def render(request: Request, template: str, page: str, principal: Principal | None,
            status_code: int = 200, **context: Any) -> HTMLResponse:
     lang = i18n.pick_lang(request)

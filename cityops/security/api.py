@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.orm import Session
 
 from cityops.config import get_settings
-from cityops.security import audit, privacy, saferoom, schemas, service
+from cityops.security import anchors, audit, foureyes, privacy, saferoom, schemas, service
 from cityops.security.deps import public_route, require, signed_in
 from cityops.security.middleware import install as _install_middleware
 from cityops.security.principal import Principal
@@ -178,6 +178,33 @@ def list_permissions(principal: Principal = require("role.manage"),
     return service.list_permissions(session)
 
 
+# ---------------------------------------------------------------------------------------------- four eyes
+
+
+@router.post("/security/admin-changes", response_model=schemas.AdminChangeOut, status_code=201, tags=["security"],
+             summary="提交管理员变更（四眼原则） Propose a change to an administrator (a second person approves)")
+def propose_admin_change(body: schemas.AdminChangeIn, principal: Principal = signed_in(),
+                         session: Session = UnitOfWork) -> dict[str, Any]:
+    return foureyes.change_out(foureyes.propose(session, principal, body.kind, body.target, body.payload,
+                                                body.reason))
+
+
+@router.get("/security/admin-changes", response_model=list[schemas.AdminChangeOut], tags=["security"],
+            summary="管理员变更申请 Changes to administrators (the kinds you may decide)")
+def list_admin_changes(status: str | None = Query(None, pattern="^(pending|applied|rejected)$"),
+                       principal: Principal = signed_in(),
+                       session: Session = UnitOfWork) -> list[dict[str, Any]]:
+    return [foureyes.change_out(r) for r in foureyes.list_changes(session, principal, status)]
+
+
+@router.post("/security/admin-changes/{change_id}/decision", response_model=schemas.AdminChangeOut,
+             tags=["security"], summary="批准或驳回管理员变更（须另一人） Approve or reject (a second person)")
+def decide_admin_change(change_id: int, body: schemas.AdminChangeDecisionIn, principal: Principal = signed_in(),
+                        session: Session = UnitOfWork) -> dict[str, Any]:
+    row, outcome = foureyes.decide(session, principal, change_id, body.approve, body.note)
+    return foureyes.change_out(row, outcome)
+
+
 # ---------------------------------------------------------------------------------------------- API keys
 
 
@@ -193,7 +220,8 @@ def list_api_keys(principal: Principal = require("apikey.manage"),
 def create_api_key(body: schemas.ApiKeyIn, principal: Principal = require("apikey.manage"),
                    session: Session = UnitOfWork) -> dict[str, Any]:
     row, key = service.create_api_key(session, principal, body.name, body.permissions, area_code=body.area_code,
-                                      department_code=body.department_code, description=body.description)
+                                      department_code=body.department_code, description=body.description,
+                                      expires_days=body.expires_days)
     return {**service.api_key_out(row), "key": key}
 
 
@@ -227,7 +255,7 @@ def list_audit(action: str | None = Query(None, max_length=40), username: str | 
             summary="校验审计哈希链 Verify the audit hash chain")
 def verify_audit(principal: Principal = require("audit.read"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
-    res = audit.verify(session)
+    res = anchors.verify(session)
     audit.record(session, principal, "audit.verify", "audit_log", None, result="ok" if res.ok else "broken",
                  detail=res.as_dict())
     return res.as_dict()

@@ -1,4 +1,5 @@
-"""Security sub-commands: ``cityops security init``, ``cityops audit verify``, ``cityops demo-accounts``."""
+"""Security sub-commands: ``cityops security init``, ``cityops audit verify`` / ``anchor``,
+``cityops demo-accounts``."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ def init(reset: bool = typer.Option(False, "--reset", help="restore the built-in
 
     from cityops.config import get_settings
     from cityops.db import session_scope
-    from cityops.security import service
+    from cityops.security import anchors, service
     from cityops.security.models import Account, install_audit_guard
     from cityops.security.principal import SYSTEM
 
     with session_scope() as session:
         added = service.ensure_catalog(session, reset=reset)
         install_audit_guard(session.connection())
+        anchors.arm(session)
         created: list[dict[str, str]] = []
         if admins:
             for username, role in (("sysadmin", "sys_admin"), ("secadmin", "sec_admin"), ("auditor", "audit_admin")):
@@ -41,18 +43,32 @@ def init(reset: bool = typer.Option(False, "--reset", help="restore the built-in
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Walk the hash chain (校验审计链); exit 1 naming the first broken row."""
+    """Walk the keyed hash chain and compare it with its anchors (校验审计链); exit 1 naming where."""
     from cityops.db import session_scope
-    from cityops.security import audit
+    from cityops.security import anchors
 
     with session_scope() as session:
-        res = audit.verify(session)
+        res = anchors.verify(session)
+        where = anchors.anchor_file(session)
     if res.ok:
-        typer.echo(f"audit chain OK: {res.checked} rows 审计链完整")
+        legacy = f", {res.legacy_rows} unkeyed rows from before the keyed chain" if res.legacy_rows else ""
+        typer.echo(f"audit chain OK: {res.checked} rows, {res.anchors} anchors ({where}){legacy} 审计链完整")
         return
     typer.echo(f"audit chain BROKEN at row {res.first_broken_seq}: {res.reason} "
                f"(审计链在第 {res.first_broken_seq} 行断裂; {res.checked} rows verified before it)", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def anchor(outbox: bool = typer.Option(True, help="also send the anchor to the outbox (audit.anchor)")) -> None:
+    """Anchor the chain head now (file beside the database + outbox) 锚定审计链."""
+    from cityops.db import session_scope
+    from cityops.security import anchors
+
+    with session_scope() as session:
+        a = anchors.write_anchor(session, outbox=outbox)
+        where = anchors.anchor_file(session)
+    typer.echo(f"anchored row {a.seq} {a.hash[:16]}… at {a.at} -> {where}")
 
 
 def demo_accounts(seed: int = typer.Option(20210220, help="the demo seed used by `cityops seed demo`")) -> None:

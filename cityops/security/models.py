@@ -104,6 +104,17 @@ class AuthSession(Base):
     source_ip: Mapped[str | None] = mapped_column(String(64))
 
 
+class SigninSource(Base):
+    """Failed sign-ins per source address (the per-source lock of new sign-ins)."""
+
+    __tablename__ = "signin_source"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class ApiKey(Base):
     """An integration key (Open311 client, sensors, hotline import). Shown once; SHA-256 at rest."""
 
@@ -121,11 +132,14 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # keys expire (None only on keys made before expiry existed)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Base):
-    """Append-only, hash-chained audit trail. ``seq`` is assigned under a lock as last + 1;
-    ``hash`` = SHA-256(prev_hash + canonical content). Never updated or deleted by the app."""
+    """Append-only, keyed hash chain. ``seq`` is assigned under a lock as last + 1;
+    ``hash`` = HMAC-SHA256(audit key, prev_hash + canonical content), the key outside the database.
+    Never updated or deleted by the app."""
 
     __tablename__ = "audit_log"
 
@@ -146,9 +160,12 @@ class AuditLog(Base):
 
 Index("ix_audit_log_object", AuditLog.object_type, AuditLog.object_id)
 
-# The table refuses UPDATE and DELETE (PostgreSQL: trigger function; SQLite: triggers). A database
-# superuser can still bypass it (``SET session_replication_role = replica`` / ``DROP TRIGGER``),
-# which is what the tamper tests do: ``cityops audit verify`` then names the broken row.
+# The table refuses UPDATE, DELETE and TRUNCATE (PostgreSQL: trigger function, row and statement
+# triggers, and the privileges are revoked from PUBLIC and the connecting role) and UPDATE, DELETE
+# and INSERT OR REPLACE (SQLite: triggers; REPLACE deletes without firing delete triggers, so a
+# BEFORE INSERT trigger refuses a row whose seq exists). A database superuser can still bypass it
+# (``SET session_replication_role = replica`` / ``DROP TRIGGER``), which is what the tamper tests
+# do: ``cityops audit verify`` (keyed chain + anchors) then names where.
 PG_AUDIT_GUARD = [
     """CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
 BEGIN
@@ -158,12 +175,20 @@ $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log",
     "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    "DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM CURRENT_USER",
 ]
 SQLITE_AUDIT_GUARD = [
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_replace BEFORE INSERT ON audit_log "
+    "WHEN EXISTS (SELECT 1 FROM audit_log WHERE seq = NEW.seq) "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (INSERT OR REPLACE refused)'); END",
 ]
 
 
@@ -178,6 +203,30 @@ def install_audit_guard(conn: Any) -> None:
 @event.listens_for(AuditLog.__table__, "after_create")
 def _audit_guard_after_create(_table: Any, conn: Any, **_kw: Any) -> None:
     install_audit_guard(conn)
+
+
+class AdminChange(Base):
+    """A change to an administrator (三权分立 four-eyes): proposed by one holder of a power, applied
+    when a second one approves it (``cityops.security.foureyes``)."""
+
+    __tablename__ = "admin_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # account.roles / account.update / account.reset_password / role.*
+    target: Mapped[str] = mapped_column(String(64))  # account id or role code
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    permission: Mapped[str] = mapped_column(String(64))  # what proposer and approver must hold
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)  # pending/applied/rejected
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requester_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    # what applying it returned (e.g. the temporary password is NOT kept: only that one was issued)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class ExportRequest(Base):

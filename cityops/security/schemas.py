@@ -129,6 +129,7 @@ class ApiKeyIn(BaseModel):
     area_code: str | None = Field(None, pattern=r"^\d{6}(\d{3}){0,3}$")
     department_code: str | None = Field(None, max_length=40)
     description: str | None = Field(None, max_length=200)
+    expires_days: int = Field(365, ge=1, le=730, description="有效期（天） days until the key expires")
 
 
 class ApiKeyOut(BaseModel):
@@ -142,6 +143,7 @@ class ApiKeyOut(BaseModel):
     created_by: str | None
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    expires_at: dt.datetime | None = None
     last_used_at: dt.datetime | None
 
 
@@ -177,6 +179,9 @@ class VerifyOut(BaseModel):
     checked: int
     first_broken_seq: int | None
     reason: str | None
+    last_seq: int = 0
+    legacy_rows: int = 0
+    anchors: int = 0
 
 
 class FieldSpecOut(BaseModel):
@@ -255,3 +260,34 @@ class SafeRoomResult(BaseModel):
     suppressed_groups: int = Field(description="groups under k, dropped whole (keys included)")
     suppressed_rows: int | None = Field(description="persons in the dropped groups; null when fewer than k")
     note: str
+
+
+class AdminChangeIn(BaseModel):
+    kind: str = Field(..., max_length=40, description="account.roles / account.update / account.reset_password / "
+                                                       "role.permissions / role.create")
+    target: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
+                        description="账号编号或角色代码 account id or role code")
+    payload: dict[str, Any] = Field(default_factory=dict)
+    reason: str = Field(..., min_length=1, max_length=500)
+
+
+class AdminChangeDecisionIn(BaseModel):
+    approve: bool
+    note: str | None = Field(None, max_length=500)
+
+
+class AdminChangeOut(BaseModel):
+    id: int
+    kind: str
+    target: str
+    payload: dict[str, Any]
+    permission: str
+    reason: str
+    status: str
+    requested_by: str
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    decision_note: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    temporary_password: str | None = Field(None, description="重置密码时只显示一次 shown once, on approval of a reset")

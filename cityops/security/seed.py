@@ -112,6 +112,10 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
             service.create_api_key(session, SYSTEM, name, perms, description=desc, key=demo_key(name, rng_seed))
         tick("账号 demo accounts", done, total)
     session.flush()
+    if not small:  # the small test district does not (job tests run every due timer)
+        from cityops.security import anchors
+
+        anchors.arm(session)
 
 
 def demo_logins(session: Session | None = None, rng_seed: int = DEFAULT_SEED) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from cityops import clock
 from cityops.config import get_settings
 from cityops.db import database_key
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem, Unauthorized
-from cityops.security import audit, catalog, scope
+from cityops.security import audit, catalog, powers, scope, throttle
 from cityops.security.models import (
     Account,
     AccountRole,
@@ -49,6 +49,7 @@ CSRF_HEADER = "X-CSRF-Token"
 API_KEY_HEADER = "X-API-Key"
 TOUCH_EVERY = dt.timedelta(seconds=60)  # last_seen is written at most once a minute per session
 PASSWORD_HISTORY = 5
+MAX_KEY_DAYS = 730  # an API key lives at most two years
 MIN_PASSWORD_LENGTH = 10
 
 _hasher = PasswordHasher()
@@ -135,6 +136,19 @@ def generate_password(nbytes: int = 12, username: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# four eyes (changes to the administrators need a second person: cityops.security.foureyes)
+
+
+def _four_eyes(principal: Principal, approved: bool, kind: str, loc: list[str | int]) -> None:
+    if approved or principal.kind == "system":
+        return
+    raise Conflict([Problem("四眼原则：对管理员及管理权限的变更须由另一名同权管理员批准，请提交 POST "
+                            "/api/v1/security/admin-changes (four eyes: a change to an administrator needs a "
+                            f"second administrator of the same power; propose it as kind {kind!r})", loc,
+                            "four_eyes_required")])
+
+
+# ----------------------------------------------------------------------------------------------
 # roles and permissions as data
 
 
@@ -203,7 +217,8 @@ def list_permissions(session: Session) -> list[dict[str, Any]]:
             for p in session.scalars(select(Permission).order_by(Permission.name))]
 
 
-def set_role_permissions(session: Session, principal: Principal, code: str, permissions: list[str]) -> dict[str, Any]:
+def set_role_permissions(session: Session, principal: Principal, code: str, permissions: list[str], *,
+                         approved: bool = False) -> dict[str, Any]:
     role = session.get(Role, code)
     if role is None:
         raise NotFound([Problem(f"角色不存在 no role {code!r}", ["path", "code"], "not_found")])
@@ -217,6 +232,10 @@ def set_role_permissions(session: Session, principal: Principal, code: str, perm
                                  ["path", "code"], "separation_of_duties")])
     before = role_permissions(session).get(code, set())
     after = set(permissions)
+    powers.check_one_power(after, ["body", "permissions"], "角色")
+    powers.check_role_holders(session, code, after, ["body", "permissions"])
+    if powers.powers_of(before | after) and before != after:
+        _four_eyes(principal, approved, "role.permissions", ["path", "code"])
     session.execute(delete(RolePermission).where(RolePermission.role_code == code))
     clear_auth_cache()
     for p in sorted(after):
@@ -228,13 +247,16 @@ def set_role_permissions(session: Session, principal: Principal, code: str, perm
 
 
 def create_role(session: Session, principal: Principal, code: str, label_zh: str, label_en: str,
-                permissions: list[str]) -> dict[str, Any]:
+                permissions: list[str], *, approved: bool = False) -> dict[str, Any]:
     if session.get(Role, code) is not None:
         raise Conflict([Problem(f"角色已存在 role {code!r} exists", ["body", "code"], "exists")])
+    powers.check_one_power(permissions, ["body", "permissions"], "角色")
+    if powers.powers_of(permissions):
+        _four_eyes(principal, approved, "role.create", ["body", "permissions"])
     session.add(Role(code=code, label_zh=label_zh, label_en=label_en, admin_triad=False, builtin=False))
     session.flush()
     audit.record(session, principal, "role.create", "role", code, detail={"label_zh": label_zh})
-    return set_role_permissions(session, principal, code, permissions)
+    return set_role_permissions(session, principal, code, permissions, approved=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,6 +303,7 @@ def _check_roles(session: Session, roles: list[str], loc: list[str | int]) -> No
         raise Conflict([Problem("三权分立：同一账号不得兼任 " + "、".join(labels[h] for h in held)
                                 + f" (separation of duties: one account may not hold {' and '.join(held)})",
                                 loc, "separation_of_duties")])
+    powers.check_one_power(powers.role_permissions_of(session, roles), loc, "账号")
 
 
 def create_account(session: Session, principal: Principal, username: str, password: str | None = None, *,
@@ -353,9 +376,12 @@ def list_accounts(session: Session, principal: Principal, *, q: str | None = Non
     return int(total), rows
 
 
-def update_account(session: Session, principal: Principal, account_id: int, changes: dict[str, Any]) -> Account:
+def update_account(session: Session, principal: Principal, account_id: int, changes: dict[str, Any], *,
+                   approved: bool = False) -> Account:
     clear_auth_cache()
     acc = get_account(session, principal, account_id)
+    if powers.check_may_act_on(session, principal, acc.id, ["path", "account_id"]):
+        _four_eyes(principal, approved, "account.update", ["path", "account_id"])
     if "area_code" in changes:
         _check_area(session, principal, changes["area_code"], ["body", "area_code"])
     if acc.id == principal.account_id and changes.get("active") is False:
@@ -370,13 +396,16 @@ def update_account(session: Session, principal: Principal, account_id: int, chan
     return acc
 
 
-def set_account_roles(session: Session, principal: Principal, account_id: int, roles: list[str]) -> Account:
+def set_account_roles(session: Session, principal: Principal, account_id: int, roles: list[str], *,
+                      approved: bool = False) -> Account:
     acc = get_account(session, principal, account_id)
     if acc.id == principal.account_id:
         raise Forbidden([Problem("不得给自己授权 you may not change your own roles", ["path", "account_id"],
                                  "separation_of_duties")])
     _check_roles(session, roles, ["body", "roles"])
     before = account_roles(session, acc.id)
+    if set(before) != set(roles) and powers.powers_of(powers.role_permissions_of(session, [*before, *roles])):
+        _four_eyes(principal, approved, "account.roles", ["body", "roles"])
     session.execute(delete(AccountRole).where(AccountRole.account_id == acc.id))
     clear_auth_cache()
     for r in sorted(set(roles)):
@@ -388,15 +417,21 @@ def set_account_roles(session: Session, principal: Principal, account_id: int, r
 
 def unlock_account(session: Session, principal: Principal, account_id: int) -> Account:
     acc = get_account(session, principal, account_id)
+    powers.check_may_act_on(session, principal, acc.id, ["path", "account_id"])
     acc.locked_until = None
     acc.failed_logins = 0
     audit.record(session, principal, "account.unlock", "account", acc.id)
     return acc
 
 
-def reset_password(session: Session, principal: Principal, account_id: int) -> str:
+def reset_password(session: Session, principal: Principal, account_id: int, *, approved: bool = False) -> str:
     """A temporary password (shown once) that must be changed at the next sign-in."""
     acc = get_account(session, principal, account_id)
+    if acc.id == principal.account_id:
+        raise Forbidden([Problem("请用 POST /api/v1/auth/password 修改本人密码 change your own password with "
+                                 "POST /api/v1/auth/password", ["path", "account_id"], "self")])
+    if powers.check_may_act_on(session, principal, acc.id, ["path", "account_id"]):
+        _four_eyes(principal, approved, "account.reset_password", ["path", "account_id"])
     pw = generate_password(username=acc.username)
     _set_password(session, acc, pw, must_change=True)
     _revoke_sessions(session, acc.id, "password_reset")
@@ -433,45 +468,53 @@ def csrf_token_for(session_token: str) -> str:
     return hmac.new(key, b"csrf|" + session_token.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _bad_credentials() -> Unauthorized:
+    """The one answer of every failed sign-in: same message, location and type whether the user is
+    unknown, inactive, locked or the password wrong (no username enumeration)."""
+    return unauthorized(throttle.BAD_CREDENTIALS, ["body"], persist=True)
+
+
 def _authenticate(session: Session, username: str, password: str, source_ip: str | None, *,
                   allow_expired: bool = False) -> Account:
+    """Check a password. Every failure costs one argon2 verification (also for unknown users and
+    locked accounts: same timing) and answers ``_bad_credentials``; locks refuse new sign-ins only."""
     settings = get_settings()
     check_rate(f"login:{source_ip}:{username.lower()}", settings.login_rate_per_minute, what="sign-in attempts")
     check_rate(f"login-ip:{source_ip}", settings.login_rate_per_minute * 10, what="sign-in attempts")
     now = clock.now()
     acc = session.scalar(select(Account).where(Account.username == username))
-    bad = "用户名或密码错误 invalid username or password"
+
+    def fail(reason: str, result: str = "failed", actor: Principal | None = None, **detail: Any) -> Unauthorized:
+        if throttle.source_failed(session, source_ip):
+            audit.record(session, actor, "lockout", "signin_source", (source_ip or "-")[:80],
+                         detail={"minutes": settings.lockout_minutes}, username=username[:80], source_ip=source_ip)
+        audit.record(session, actor, "login_failed", "account", acc.id if acc else None, result=result,
+                     detail={"reason": reason, **detail}, username=username[:80], source_ip=source_ip)
+        return _bad_credentials()
+
+    if throttle.source_locked(session, source_ip):
+        verify_password(_DUMMY_HASH, password)
+        raise fail("source_locked", "locked")
     if acc is None or not acc.active:
         verify_password(_DUMMY_HASH, password)
-        audit.record(session, None, "login_failed", "account", acc.id if acc else None, result="failed",
-                     detail={"reason": "unknown_user" if acc is None else "inactive"}, username=username[:80],
-                     source_ip=source_ip)
-        raise unauthorized(bad, ["body", "username"], persist=True)
+        raise fail("unknown_user" if acc is None else "inactive")
     actor = _principal_for(session, acc, source_ip)
     if acc.locked_until is not None:
         if acc.locked_until > now:
-            audit.record(session, actor, "login_failed", "account", acc.id, result="locked",
-                         detail={"locked_until": acc.locked_until.isoformat()})
-            local = acc.locked_until.astimezone(dt.timezone(dt.timedelta(hours=8)))
-            raise unauthorized(f"账号已锁定，请于 {local:%H:%M} 后重试 account locked until "
-                               f"{acc.locked_until.isoformat(timespec='seconds')}", ["body", "username"], "locked",
-                               persist=True)
+            verify_password(_DUMMY_HASH, password)
+            raise fail("locked", "locked", actor, locked_until=acc.locked_until.isoformat())
         acc.locked_until = None
         acc.failed_logins = 0
         audit.record(session, actor, "unlock", "account", acc.id, detail={"reason": "lock expired"})
     if not verify_password(acc.password_hash, password):
         acc.failed_logins += 1
-        locked = acc.failed_logins >= settings.lockout_threshold
-        audit.record(session, actor, "login_failed", "account", acc.id, result="failed",
-                     detail={"reason": "bad_password", "failed_logins": acc.failed_logins})
-        if locked:
+        exc = fail("bad_password", "failed", actor, failed_logins=acc.failed_logins)
+        if acc.failed_logins >= settings.lockout_threshold:
             acc.locked_until = now + dt.timedelta(minutes=settings.lockout_minutes)
-            _revoke_sessions(session, acc.id, "locked")
             audit.record(session, actor, "lockout", "account", acc.id,
                          detail={"failed_logins": acc.failed_logins, "minutes": settings.lockout_minutes})
-        raise unauthorized(bad + (f"；已连续失败 {acc.failed_logins} 次，账号锁定 {settings.lockout_minutes} 分钟 "
-                                  f"(account locked for {settings.lockout_minutes} min)" if locked else ""),
-                           ["body", "password"], "locked" if locked else "unauthorized", persist=True)
+            _notify_locked(session, acc, source_ip)
+        raise exc
     if _hasher.check_needs_rehash(acc.password_hash):
         acc.password_hash = hash_password(password)
     if not allow_expired and password_expired(acc):
@@ -481,6 +524,19 @@ def _authenticate(session: Session, username: str, password: str, source_ip: str
                            "at POST /api/v1/auth/password", ["body", "password"], "password_expired", persist=True)
     acc.failed_logins = 0
     return acc
+
+
+def _notify_locked(session: Session, acc: Account, source_ip: str | None) -> None:
+    """Tell the owner of a locked account (in-app inbox; open sessions keep working)."""
+    from cityops.jobs.service import notify
+
+    until = (acc.locked_until or clock.now()).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    minutes = get_settings().lockout_minutes
+    notify(session, account_ids=[acc.id], severity="warning", title="账号登录已临时锁定 sign-in locked",
+           body=f"连续 {acc.failed_logins} 次密码错误（来源 {source_ip or '-'}），新的登录将暂停至 {until:%H:%M}"
+                f"（{minutes} 分钟）；已登录的会话不受影响。如非本人操作，请联系系统管理员。 "
+                f"{acc.failed_logins} wrong passwords (from {source_ip or '-'}): new sign-ins are locked for "
+                f"{minutes} min; your open sessions keep working.")
 
 
 @dataclass
@@ -739,7 +795,9 @@ def _principal_from_key(session: Session, key: str, ip: str | None) -> Principal
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _token_hash(key)))
     if row is None or row.revoked_at is not None:
         raise unauthorized("接口密钥无效或已吊销 API key invalid or revoked", ["header", API_KEY_HEADER])
-    known = set(catalog.PERMISSIONS)
+    if row.expires_at is not None and row.expires_at <= clock.now():
+        raise unauthorized("接口密钥已过期 API key expired", ["header", API_KEY_HEADER], "expired")
+    known = set(catalog.PERMISSIONS) - powers.NOT_DELEGABLE
     principal = Principal(username=f"apikey:{row.name}", kind="api_key", account_id=None,
                           permissions=frozenset(p for p in row.permissions if p in known),
                           area_code=row.area_code, department_code=row.department_code,
@@ -754,7 +812,8 @@ def _principal_from_key(session: Session, key: str, ip: str | None) -> Principal
 
 def create_api_key(session: Session, principal: Principal, name: str, permissions: list[str], *,
                    area_code: str | None = None, department_code: str | None = None,
-                   description: str | None = None, key: str | None = None) -> tuple[ApiKey, str]:
+                   description: str | None = None, key: str | None = None,
+                   expires_days: int = 365) -> tuple[ApiKey, str]:
     """Create an integration key; the clear key is returned once and only its SHA-256 is kept."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", name):
         raise InvalidInput([Problem("名称 3-64 位字母、数字、_ . - name: 3-64 of letters, digits, _ . -",
@@ -763,24 +822,26 @@ def create_api_key(session: Session, principal: Principal, name: str, permission
         raise Conflict([Problem(f"密钥名称已存在 key name {name!r} exists", ["body", "name"], "exists")])
     problems = [Problem(f"未知权限 unknown permission {p!r}", ["body", "permissions", i], "unknown")
                 for i, p in enumerate(permissions) if p not in catalog.PERMISSIONS]
-    admin = {"account.manage", "apikey.manage", "role.manage", "audit.read", "saferoom.approve", "export.approve",
-             "person.unmask"}
-    problems += [Problem(f"接口密钥不得授予管理或明文权限 API keys may not hold {p!r}", ["body", "permissions", i],
-                         "forbidden") for i, p in enumerate(permissions) if p in admin]
     if not permissions:
         problems.append(Problem("至少授予一项权限 at least one permission", ["body", "permissions"], "missing"))
     if problems:
         raise InvalidInput(problems)
+    powers.check_delegable(principal, permissions, ["body", "permissions"], "接口密钥")
+    if not 1 <= expires_days <= MAX_KEY_DAYS:
+        raise InvalidInput([Problem(f"有效期 1-{MAX_KEY_DAYS} 天 expires_days must be 1..{MAX_KEY_DAYS}",
+                                    ["body", "expires_days"], "range")])
     area = area_code or get_settings().district_code
     _check_area(session, principal, area, ["body", "area_code"])
     clear = key or ("cok_" + secrets.token_urlsafe(32))
     row = ApiKey(name=name, prefix=clear[:12], key_hash=_token_hash(clear), permissions=sorted(set(permissions)),
                  area_code=area, department_code=department_code, description=description,
-                 created_by=principal.username, created_at=clock.now())
+                 created_by=principal.username, created_at=clock.now(),
+                 expires_at=clock.now() + dt.timedelta(days=expires_days))
     session.add(row)
     session.flush()
     audit.record(session, principal, "apikey.create", "api_key", row.id,
-                 detail={"name": name, "permissions": row.permissions, "area_code": area})
+                 detail={"name": name, "permissions": row.permissions, "area_code": area,
+                         "expires_days": expires_days})
     return row, clear
 
 
@@ -802,7 +863,7 @@ def api_key_out(row: ApiKey) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "prefix": row.prefix, "permissions": row.permissions,
             "area_code": row.area_code, "department_code": row.department_code, "description": row.description,
             "created_by": row.created_by, "created_at": row.created_at, "revoked_at": row.revoked_at,
-            "last_used_at": row.last_used_at}
+            "last_used_at": row.last_used_at, "expires_at": row.expires_at}
 
 
 __all__ = ["SYSTEM", "resolve_principal", "create_account", "login", "ensure_catalog"]

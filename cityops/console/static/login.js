@@ -5,8 +5,19 @@ const form = document.getElementById("login-form");
 const err = document.getElementById("login-error");
 
 function safeNext(v) {
-  // only same-site paths: never an absolute URL
-  return v && v.startsWith("/") && !v.startsWith("//") ? v : "/";
+  // only same-origin relative paths: no "//host", no backslash ("/\\host" is "//host" to a browser),
+  // no control characters or spaces, no encoded slash/backslash tricks; and it must stay on this origin
+  if (!v || !v.startsWith("/") || v.length > 500) return "/";
+  let d;
+  try { d = decodeURIComponent(v); } catch (e) { return "/"; }
+  for (const s of [v, d]) {
+    if (s.startsWith("//") || s.includes("\\") || /[\u0000-\u0020\u007f]/.test(s)) return "/";
+  }
+  try {
+    const u = new URL(v, location.origin);
+    if (u.origin !== location.origin) return "/";
+  } catch (e) { return "/"; }
+  return v;
 }
 
 form.addEventListener("submit", async (ev) => {
