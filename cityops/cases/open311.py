@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityops.cases import open311_service as svc
+from cityops.edge import xml_clean
 from cityops.errors import CityOpsError
 from cityops.security.deps import public_route
 from cityops.uow import UnitOfWork
@@ -117,7 +118,8 @@ def to_xml(root: str, value: Any) -> bytes:
     else:
         for k, v in value.items():
             _xml_into(el, k, v)
-    return bytes(ET.tostring(el, encoding="utf-8", xml_declaration=True))
+    # no character XML 1.0 forbids, whatever is stored (they are not markup: removing them is safe)
+    return ("<?xml version='1.0' encoding='utf-8'?>\n" + xml_clean(ET.tostring(el, encoding="unicode"))).encode()
 
 
 def _json(value: Any) -> bytes:

@@ -38,6 +38,7 @@ from cityops.cases.models import (
     parse_case_no,
 )
 from cityops.config import get_settings
+from cityops.edge import xml_clean, xml_unsafe
 from cityops.errors import CityOpsError
 from cityops.security.masking import mask_address
 from cityops.security.principal import Principal
@@ -346,11 +347,10 @@ def locate_address(session: Session, address: str | None, address_id: str | None
     if len(want) < 4:
         raise bad("address_string is too short to locate; send lat and long")
     candidates: list[tuple[float, float, str]] = []
-    like = f"%{want.replace('%', '').replace('_', '')}"
     for model, cols in ((Building, (Building.address,)), (Place, (Place.name, Place.address))):
         for col in cols:
             rows = session.execute(select(model.lon, model.lat, col).where(
-                model.valid_to.is_(None), col.like(like), model.lon.is_not(None)).limit(20)).all()
+                model.valid_to.is_(None), col.endswith(want, autoescape=True), model.lon.is_not(None)).limit(20)).all()
             for lon, lat, text_ in rows:
                 if _norm_address(str(text_)).endswith(want):
                     candidates.append((float(lon or 0.0), float(lat or 0.0), str(text_)))
@@ -374,6 +374,10 @@ def create_request(session: Session, form: Form, *, header_key: str | None, sour
     check_jurisdiction(form.get("jurisdiction_id"))
     cat = resolve_service(session, form.get("service_code"))
     errs: list[str] = []
+    for k, values in form.multi.items():
+        if xml_unsafe(k) or any(xml_unsafe(v) for v in values):
+            errs.append(f"{xml_clean(k)} holds a control character (e.g. U+000B) or a lone surrogate, "
+                        "which a service request may not contain")
     lat_s, lon_s = form.get("lat"), form.get("long")
     address, address_id = form.get("address_string"), form.get("address_id")
     if (lat_s is None) != (lon_s is None):

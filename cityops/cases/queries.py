@@ -168,8 +168,9 @@ def apply_filters(session: Session, stmt: Any, f: CaseFilter, at: dt.datetime) -
     if f.text:
         t = f.text.strip()
         cid = parse_case_no(t) if t.isdigit() else None
-        like = f"%{t.replace('%', '').replace('_', '')}%"
-        conds = [Case.title.like(like), Case.description.like(like), Case.address.like(like), Case.external_id == t]
+        # LIKE wildcards in the text are literal (q=% matches a percent sign, not everything)
+        conds = [Case.title.contains(t, autoescape=True), Case.description.contains(t, autoescape=True),
+                 Case.address.contains(t, autoescape=True), Case.external_id == t]
         if cid is not None:
             conds.append(Case.id == cid)
         stmt = stmt.where(or_(*conds))
