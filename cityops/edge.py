@@ -36,6 +36,9 @@ LIMITS: list[tuple[re.Pattern[str], int]] = [
     (re.compile(r"/media$"), 32 * 2**20),
 ]
 MAX_DEPTH = 64
+# imports validate every value themselves and list every bad row at once (all-or-nothing): for them
+# the edge checks size and depth only, so that one NaN does not hide the other problems
+DEPTH_ONLY = re.compile(r"/import(/hotline)?$")
 # characters XML 1.0 does not allow (§2.2 Char), and lone surrogates
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _SUSPICIOUS = re.compile(rb"\\u|NaN|Infinity|\d[eE]|\d{300}")
@@ -70,7 +73,7 @@ def _float(s: str) -> Any:
     return v if math.isfinite(v) else _Bad(s)
 
 
-def json_problems(body: bytes) -> list[Problem]:
+def json_problems(body: bytes, depth_only: bool = False) -> list[Problem]:
     """What is wrong with a JSON body that the platform must not take in (see the module doc);
     an empty list for a body that is fine, or that is not JSON at all (the route says so)."""
     if not _SUSPICIOUS.search(body) and body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
@@ -82,15 +85,21 @@ def json_problems(body: bytes) -> list[Problem]:
     except (ValueError, UnicodeDecodeError):
         return []  # not JSON: FastAPI's own 422 (json_invalid) says so
     problems: list[Problem] = []
-    _walk(value, ["body"], 0, problems)
+    _walk(value, ["body"], 0, problems, depth_only)
     return problems[:20]
 
 
-def _walk(v: Any, loc: list[str | int], depth: int, out: list[Problem]) -> None:
+def _walk(v: Any, loc: list[str | int], depth: int, out: list[Problem], depth_only: bool = False) -> None:
     if len(out) >= 20:
         return
     if depth > MAX_DEPTH:
         out.append(Problem(f"JSON 嵌套过深 the JSON is nested deeper than {MAX_DEPTH} levels", loc[:1], "too_deep"))
+        return
+    if depth_only:
+        if isinstance(v, dict | list):
+            for x in v.values() if isinstance(v, dict) else v:
+                if isinstance(x, dict | list):
+                    _walk(x, loc, depth + 1, out, True)
         return
     if isinstance(v, _Bad):
         out.append(Problem(f"数值无效 {v.text} is not a finite number (JSON has no NaN or Infinity)", loc,
@@ -160,7 +169,7 @@ class BodyGuard:
         body = b"".join(chunks)
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if body and (ctype.endswith(b"json") or ctype == b""):
-            problems = json_problems(body)
+            problems = json_problems(body, depth_only=DEPTH_ONLY.search(scope.get("path", "")) is not None)
             if problems:
                 await _unprocessable(scope, receive, send, problems)
                 return

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from cityops.cases import flows, intake, places, queries, reference, schemas, service
 from cityops.errors import InvalidInput, Problem
+from cityops.geo.geojson import GeoJSONResponse
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
 from cityops.uow import ReadOnlyUnitOfWork, StreamingReads, UnitOfWork
@@ -229,7 +230,8 @@ def export_cases(f: F = Depends(), principal: Principal = require("case.export")
                              headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
-@router.get("/cases.geojson", tags=["cases"], summary="案件点位 GeoJSON（上限）Cases for the map")
+@router.get("/cases.geojson", tags=["cases"], summary="案件点位 GeoJSON（上限）Cases for the map",
+            response_class=GeoJSONResponse)
 def cases_geojson(f: F = Depends(), cap: int | None = Query(None, ge=1, le=100_000),
                   principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.geojson(session, principal, f.filter, cap)

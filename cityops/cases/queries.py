@@ -36,6 +36,7 @@ from cityops.cases.models import (
 )
 from cityops.config import get_settings
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo import geojson as gj
 from cityops.security import audit, scope
 from cityops.security.masking import mask_name, mask_phone
 from cityops.security.principal import Principal
@@ -408,7 +409,7 @@ def geojson(session: Session, principal: Principal, f: CaseFilter, cap: int | No
     feats = []
     for r in rows[:cap]:
         cat = cats.get(r.category_code)
-        feats.append({"type": "Feature", "id": r.id, "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+        feats.append({"type": "Feature", "id": r.id, "geometry": gj.point(r.lon, r.lat),
                       "properties": {"id": r.id, "case_no": case_no(r.id, r.reported_at), "state": r.state,
                                      "state_label": ref.STATES.get(r.state, {}).get("zh", r.state),
                                      "category_code": r.category_code, "category_name": cat.name_zh if cat else None,

@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from cityops.errors import InvalidInput, Problem
+from cityops.geo.geojson import GeoJSONResponse
 from cityops.registry import importers, schemas, service
 from cityops.registry.models import MODELS, SPATIAL_KINDS
 from cityops.security.deps import require
@@ -74,7 +75,9 @@ def _register(kind: str) -> None:
 
     if spatial:
         @router.get(f"/{kind}", response_model=None, summary=f"{label}：列表 list",
-                    responses={200: {"model": page_model}}, operation_id=f"registry_{kind}_list")
+                    responses={200: {"model": page_model, "content": {"application/geo+json": {"schema": {
+                        "$ref": "#/components/schemas/FeatureCollection"}}}}},
+                    operation_id=f"registry_{kind}_list")
         def list_spatial(principal: Principal = require(perm), area_code: str | None = AreaQ,
                          kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
                          status: str | None = StatusQ, page: int = Query(1, ge=1, le=1_000_000),
@@ -83,11 +86,11 @@ def _register(kind: str) -> None:
                          session: Session = UnitOfWork) -> Any:
             f = {"area_code": area_code, "kind_filter": kind_filter, "q": q, "as_of": as_of, "status": status}
             if format == "geojson":
-                return service.geojson(session, principal, kind, page=page, page_size=page_size, **f)
+                return GeoJSONResponse(service.geojson(session, principal, kind, page=page, page_size=page_size, **f))
             return page_model.model_validate(service.list_records(session, principal, kind, page=page,
                                                                   page_size=page_size, **f))
 
-        @router.get(f"/{kind}.geojson", response_model=schemas.FeatureCollection,
+        @router.get(f"/{kind}.geojson", response_model=schemas.FeatureCollection, response_class=GeoJSONResponse,
                     summary=f"{label}：GeoJSON", operation_id=f"registry_{kind}_geojson")
         def as_geojson(principal: Principal = require(perm), area_code: str | None = AreaQ,
                        kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
