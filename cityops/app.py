@@ -104,6 +104,9 @@ def create_app(**overrides: Any) -> FastAPI:
         return {"status": "ok"}
 
     _offline_docs(app)
+    from cityops.openapi_doc import install
+
+    install(app)  # every status, error schema and media type a route can answer (issue 16.4)
     from cityops.uow import RetryBusy
 
     app.add_middleware(RetryBusy)  # innermost: a unit of work that lost a race runs again

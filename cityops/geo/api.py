@@ -97,7 +97,7 @@ def list_layers(principal: Principal = require("layer.read"), session: Session =
             response_class=GeoJSONResponse)
 def layer_geojson(
     key: str = KEY,
-    bbox: str | None = Query(None, max_length=200, description="minLon,minLat,maxLon,maxLat (WGS-84)"),
+    bbox: str | None = Query(None, max_length=200, pattern=r"^\s*-?\d{1,3}(\.\d+)?\s*(,\s*-?\d{1,3}(\.\d+)?\s*){3}$", description="minLon,minLat,maxLon,maxLat (WGS-84)"),
     code_prefix: str | None = Query(None, max_length=40, description="按要素编码前缀筛选 filter by feature code prefix"),
     version: int | None = Query(None, ge=1, le=1_000_000, description="历史版本 an older version of the layer"),
     simplify_m: float = Query(0.0, ge=0, le=500, description="simplification tolerance in metres"),

@@ -37,7 +37,9 @@ MAX_UPLOAD = 100 * 1024 * 1024
 AreaQ = Query(None, pattern=r"^\d{1,15}$", description="区划/网格编码前缀 area or grid code prefix")
 KindQ = Query(None, alias="kind", max_length=30, description="类别筛选（见 /{kind}/columns 的 filters） category filter")
 TextQ = Query(None, max_length=100, description="名称/地址模糊查询（人口：可输入完整身份证号） text search")
-AsOfQ = Query(None, max_length=40, description="历史时点：日期 YYYY-MM-DD（指当日结束，上海时间）或 ISO 时间 "
+AsOfQ = Query(None, max_length=40, pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+                                         r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?$",
+              description="历史时点：日期 YYYY-MM-DD（指当日结束，上海时间）或 ISO 时间 "
               "as of a date (end of that day, Asia/Shanghai) or an ISO datetime")
 StatusQ = Query(None, max_length=12, description="部件状态（仅部件） component status (facilities only)")
 IdP = Path(..., ge=1, le=2**31 - 1, description="记录编号 record id")
