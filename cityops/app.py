@@ -104,10 +104,16 @@ def create_app(**overrides: Any) -> FastAPI:
         return {"status": "ok"}
 
     _offline_docs(app)
+    from cityops.openapi_doc import install
+
+    install(app)  # every status, error schema and media type a route can answer (issue 16.4)
     from cityops.uow import RetryBusy
 
     app.add_middleware(RetryBusy)  # innermost: a unit of work that lost a race runs again
-    app.add_middleware(_RejectNul)
+    from cityops.edge import BodyGuard, RejectNul
+
+    app.add_middleware(BodyGuard)  # size, NaN/Infinity, surrogates, control characters, depth: 4xx
+    app.add_middleware(RejectNul)
 
     for name in DOMAIN_APIS:
         module = import_optional(name)
@@ -126,6 +132,8 @@ def _finite(v: Any) -> Any:
     """``v`` with every non-finite float replaced by its text (JSON has no NaN/Infinity)."""
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
+    if isinstance(v, str):  # a lone surrogate cannot be written out as UTF-8
+        return v.encode("utf-8", "replace").decode("utf-8")
     if isinstance(v, dict):
         return {k: _finite(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
@@ -156,22 +164,3 @@ def _offline_docs(app: FastAPI) -> None:
     @app.get("/docs/oauth2-redirect", include_in_schema=False, dependencies=[Depends(public_route)])
     async def docs_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-
-class _RejectNul:
-    """Answer 422 to a URL carrying a NUL character (%00): no text column of PostgreSQL can hold it, and
-    streaming answers (CSV exports) could otherwise fail after their first bytes were sent."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            raw = scope.get("query_string", b"") + scope.get("raw_path", b"")
-            if b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", ""):
-                response = JSONResponse(status_code=422, content={"detail": [{
-                    "loc": ["query"], "type": "value_error.nul",
-                    "msg": "the URL contains a NUL character (%00), which is not allowed (地址含非法空字符)"}]})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -131,8 +131,10 @@ class Open311Client:
     def post_request(self, fmt: str, api_key: str | None, service_code: str, *, lat: float | None = None,
                      long: float | None = None, address_string: str | None = None, address_id: str | None = None,
                      attributes: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                     **fields: Any) -> list[dict[str, Any]]:
-        body: dict[str, Any] = {"api_key": api_key, "service_code": service_code, "lat": lat, "long": long,
+                     key_in_query: bool = False, **fields: Any) -> list[dict[str, Any]]:
+        """``key_in_query``: the api_key in the URL's query string (open311.org's swagger) instead of the form."""
+        query = {"api_key": api_key} if key_in_query and api_key is not None else None
+        body: dict[str, Any] = {"api_key": None if key_in_query else api_key, "service_code": service_code, "lat": lat, "long": long,
                                 "address_string": address_string, "address_id": address_id,
                                 "jurisdiction_id": self.jurisdiction_id, **fields}
         for code, v in (attributes or {}).items():
@@ -140,7 +142,7 @@ class Open311Client:
                 body[f"attribute[{code}][]"] = list(v)
             else:
                 body[f"attribute[{code}]"] = v
-        r = self.http.post(f"{self.endpoint}/requests.{fmt}", content=httpx.QueryParams(form_body(body)).__str__(),
+        r = self.http.post(f"{self.endpoint}/requests.{fmt}", params=query, content=httpx.QueryParams(form_body(body)).__str__(),
                            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
                                     **(headers or {})})
         return self._check(r, fmt)  # type: ignore[no-any-return]
@@ -152,4 +154,10 @@ class Open311Client:
         got = self._get(f"requests/{service_request_id}", fmt)
         if not isinstance(got, list) or len(got) != 1:
             raise AssertionError(f"GET requests/{{id}} answers a service_requests list of one, got {got!r}")
+        return got[0]  # type: ignore[no-any-return]
+
+    def token(self, token: str, fmt: str = "xml") -> dict[str, Any]:
+        got = self._get(f"tokens/{token}", fmt)
+        if not isinstance(got, list) or len(got) != 1:
+            raise AssertionError(f"GET tokens/{{token}} answers a service_requests list of one, got {got!r}")
         return got[0]  # type: ignore[no-any-return]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from cityops.cases import flows, intake, places, queries, reference, schemas, service
 from cityops.errors import InvalidInput, Problem
+from cityops.geo.geojson import GeoJSONResponse
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
 from cityops.uow import ReadOnlyUnitOfWork, StreamingReads, UnitOfWork
@@ -47,18 +48,27 @@ def _filter(area: str | None, state: str | None, category: str | None, kind: str
                                 date_to=date_to, text=q, bbox=bbox)
 
 
+def _csv(values: object, many: bool = True) -> str:
+    """The pattern of one value (or a comma-separated list) among ``values``: stated in the OpenAPI
+    document, so that a client knows what the route checks."""
+    alt = "|".join(sorted(str(v) for v in values))  # type: ignore[attr-defined]
+    return f"^({alt})(,({alt}))*$" if many else f"^({alt})$"
+
+
 class F:
     """Shared list/map filters as query parameters."""
 
     def __init__(self,
                  area: str | None = Query(None, max_length=15, pattern=r"^\d{1,15}$", description="区划/网格代码前缀"),
-                 state: str | None = Query(None, max_length=300, description="states, comma-separated"),
+                 state: str | None = Query(None, max_length=300, pattern=_csv(reference.STATES),
+                                           description="states, comma-separated"),
                  category: str | None = Query(None, max_length=300, description="category codes, comma-separated"),
-                 kind: str | None = Query(None, max_length=12),
+                 kind: str | None = Query(None, max_length=12, pattern=_csv(reference.KINDS, many=False)),
                  source: str | None = Query(None, max_length=200),
                  department: str | None = Query(None, max_length=40, description="lead or co-handling department"),
-                 urgency: str | None = Query(None, max_length=40),
-                 sla: str | None = Query(None, max_length=8, description="green / yellow / red / none"),
+                 urgency: str | None = Query(None, max_length=40, pattern=_csv(reference.URGENCIES)),
+                 sla: str | None = Query(None, max_length=8, pattern=r"^(green|yellow|red|none)$",
+                                         description="green / yellow / red / none"),
                  overdue: bool | None = Query(None),
                  open: bool | None = Query(None, description="only open (true) or finished (false) cases"),
                  date_from: dt.datetime | None = Query(None, description="reported at or after (ISO-8601 with offset)"),
@@ -70,6 +80,7 @@ class F:
 
 
 # ================================================================ intake
+
 
 
 @router.post("/cases", response_model=schemas.IntakeResult, status_code=201, tags=["cases"],
@@ -229,7 +240,8 @@ def export_cases(f: F = Depends(), principal: Principal = require("case.export")
                              headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
-@router.get("/cases.geojson", tags=["cases"], summary="案件点位 GeoJSON（上限）Cases for the map")
+@router.get("/cases.geojson", tags=["cases"], summary="案件点位 GeoJSON（上限）Cases for the map",
+            response_class=GeoJSONResponse)
 def cases_geojson(f: F = Depends(), cap: int | None = Query(None, ge=1, le=100_000),
                   principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.geojson(session, principal, f.filter, cap)

@@ -263,6 +263,16 @@ class IntakeItem:
     per_case_side_effects: bool = True
     proposal: dict[str, Any] | None = None  # smart dispatch: the classifier's proposal (no category given)
 
+    def __post_init__(self) -> None:
+        # every channel (CSV hotline imports, batches, forms): no character that XML 1.0 forbids is
+        # stored, so the Open311 and CAP documents built from these texts stay well-formed
+        from cityops.edge import xml_clean
+
+        for name in ("title", "description", "address", "reporter_name", "reporter_phone", "external_id"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                object.__setattr__(self, name, xml_clean(v))
+
 
 def _lock_categories(session: Session, category_ids: list[int]) -> None:
     """PostgreSQL: serialise dedupe per category across processes (sorted: no deadlocks). SQLite

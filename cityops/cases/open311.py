@@ -17,10 +17,12 @@ from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityops.cases import open311_service as svc
+from cityops.edge import xml_clean
 from cityops.errors import CityOpsError
 from cityops.security.deps import public_route
 from cityops.uow import UnitOfWork
@@ -117,7 +119,8 @@ def to_xml(root: str, value: Any) -> bytes:
     else:
         for k, v in value.items():
             _xml_into(el, k, v)
-    return bytes(ET.tostring(el, encoding="utf-8", xml_declaration=True))
+    # no character XML 1.0 forbids, whatever is stored (they are not markup: removing them is safe)
+    return ("<?xml version='1.0' encoding='utf-8'?>\n" + xml_clean(ET.tostring(el, encoding="unicode"))).encode()
 
 
 def _json(value: Any) -> bytes:
@@ -167,6 +170,18 @@ def _run(fmt: str, fn: Callable[[str], Response]) -> Response:
         return error_response(fmt.lower(), exc)
     except CityOpsError as exc:
         return error_response(fmt.lower(), svc.from_cityops(exc))
+    except SQLAlchemyError as exc:
+        return _back_office(fmt, exc)
+
+
+def _back_office(fmt: str, exc: SQLAlchemyError) -> Response:
+    """A database failure: one that may pass is raised again (RetryBusy runs the request again and
+    answers 503 with Retry-After at worst); any other is the spec's 400 for a back-office failure."""
+    from cityops.uow import retryable
+
+    if retryable(exc):
+        raise exc
+    return error_response(fmt.lower(), svc.bad("the case system is busy or unavailable; try again shortly"))
 
 
 # ---------------------------------------------------------------- routes
@@ -223,13 +238,17 @@ async def create_request(request: Request, fmt: str, session: Session = UnitOfWo
         if idem is not None and not 1 <= len(idem) <= 200:
             raise svc.bad("Idempotency-Key must be 1-200 characters")
         # the intake is blocking database work: off the event loop
-        out = await run_in_threadpool(svc.create_request, session, form, header_key=request.headers.get(API_KEY_HEADER),
+        # api_key: the form field, the query string (open311.org's swagger declares it there), or the header
+        header_key = request.query_params.get("api_key") or request.headers.get(API_KEY_HEADER)
+        out = await run_in_threadpool(svc.create_request, session, form, header_key=header_key,
                                       source_ip=client_ip(request), idempotency_key=idem)
         return render(f, "service_requests", out)
     except svc.Open311Error as exc:
         return error_response(fmt.lower(), exc)
     except CityOpsError as exc:
         return error_response(fmt.lower(), svc.from_cityops(exc))
+    except SQLAlchemyError as exc:
+        return _back_office(fmt, exc)
 
 
 @router.get("/requests.{fmt}", summary="查询诉求 Query service requests", openapi_extra=_doc(REQUEST_QUERY))
@@ -249,9 +268,8 @@ def get_request(request: Request, service_request_id: str, fmt: str,
 
 
 @router.get("/tokens/{token}.{fmt}", summary="令牌换诉求编号（本系统均为实时）Token lookup", openapi_extra=_doc())
-def get_token(token: str, fmt: str) -> Response:
-    return _run(fmt, lambda f: error_response(f, svc.not_found(
-        f"token {token!r} not found: every service here is realtime, so POST returns the service_request_id")))
+def get_token(token: str, fmt: str, session: Session = UnitOfWork) -> Response:
+    return _run(fmt, lambda f: render(f, "service_requests", svc.resolve_token(session, token)))
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)

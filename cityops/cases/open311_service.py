@@ -32,12 +32,14 @@ from cityops.cases import reference as ref
 from cityops.cases.models import (
     Case,
     CaseEvent,
+    CaseReport,
     CaseStep,
     CatalogueVersion,
     case_no,
     parse_case_no,
 )
 from cityops.config import get_settings
+from cityops.edge import xml_clean, xml_unsafe
 from cityops.errors import CityOpsError
 from cityops.security.masking import mask_address
 from cityops.security.principal import Principal
@@ -346,11 +348,10 @@ def locate_address(session: Session, address: str | None, address_id: str | None
     if len(want) < 4:
         raise bad("address_string is too short to locate; send lat and long")
     candidates: list[tuple[float, float, str]] = []
-    like = f"%{want.replace('%', '').replace('_', '')}"
     for model, cols in ((Building, (Building.address,)), (Place, (Place.name, Place.address))):
         for col in cols:
             rows = session.execute(select(model.lon, model.lat, col).where(
-                model.valid_to.is_(None), col.like(like), model.lon.is_not(None)).limit(20)).all()
+                model.valid_to.is_(None), col.endswith(want, autoescape=True), model.lon.is_not(None)).limit(20)).all()
             for lon, lat, text_ in rows:
                 if _norm_address(str(text_)).endswith(want):
                     candidates.append((float(lon or 0.0), float(lat or 0.0), str(text_)))
@@ -374,6 +375,10 @@ def create_request(session: Session, form: Form, *, header_key: str | None, sour
     check_jurisdiction(form.get("jurisdiction_id"))
     cat = resolve_service(session, form.get("service_code"))
     errs: list[str] = []
+    for k, values in form.multi.items():
+        if xml_unsafe(k) or any(xml_unsafe(v) for v in values):
+            errs.append(f"{xml_clean(k)} holds a control character (e.g. U+000B) or a lone surrogate, "
+                        "which a service request may not contain")
     lat_s, lon_s = form.get("lat"), form.get("long")
     address, address_id = form.get("address_string"), form.get("address_id")
     if (lat_s is None) != (lon_s is None):
@@ -419,6 +424,7 @@ def create_request(session: Session, form: Form, *, header_key: str | None, sour
     at = sla.now()
     extras = {k: v for k, v in {"attributes": attrs, "media_url": media_url, "device_id": form.get("device_id"),
                                 "account_id": form.get("account_id"), "service_code": form.get("service_code"),
+                                "address_id": form.get("address_id"),
                                 "jurisdiction_id": form.get("jurisdiction_id")}.items() if v}
     item = _intake.IntakeItem(
         source=SOURCE, channel=SOURCE, cat=cat, lon=float(lon), lat=float(lat), where=where, at=at,
@@ -443,15 +449,21 @@ def create_request(session: Session, form: Form, *, header_key: str | None, sour
     except CityOpsError as exc:
         session.rollback()
         raise from_cityops(exc)
-    except OperationalError:
+    except OperationalError as exc:
         session.rollback()
+        from cityops.uow import retryable
+
+        if retryable(exc):
+            raise  # RetryBusy runs the request again (503 with Retry-After at worst)
         raise bad("the case system is busy or unavailable; try again shortly")
     if res["linked"]:
         notice = (f"已有相同诉求正在办理，您的上报已并入该诉求（共 {res['reporter_count']} 人反映）。"
                   f"Your report was linked to an open request about the same problem ({res['reporter_count']} reporters).")
     else:
         notice = "已受理，将派网格员现场核实后立案派遣。Received: a grid worker will verify it on site before it is dispatched."
-    out: dict[str, Any] = {"service_request_id": res["case_no"], "service_notice": notice}
+    # the id (realtime) and a token for clients that follow the token flow (GET tokens/{token})
+    out: dict[str, Any] = {"service_request_id": res["case_no"], "token": token_for(int(res["report_id"])),
+                           "service_notice": notice}
     if form.get("account_id"):
         out["account_id"] = form.get("account_id")
     return [out]
@@ -523,7 +535,7 @@ def query_requests(session: Session, params: dict[str, str | None], lang: str = 
         ids = [i for i in (_case_id(r) for r in refs) if i is not None]
         rows = list(session.scalars(select(Case).where(Case.id.in_(ids or [-1])))) if ids else []
         wanted = set(refs)
-        rows = [c for c in rows if case_no(c.id, c.reported_at) in wanted or str(c.id) in wanted]
+        rows = [c for c in rows if case_no(c.id, c.reported_at) in wanted]  # ids match exactly
         rows.sort(key=lambda c: (c.reported_at, c.id), reverse=True)
         return requests_out(session, rows, notes=ext, extended=ext, lang=lang)
     stmt = select(Case)
@@ -575,9 +587,9 @@ def _case_id(ref_: str) -> int | None:
 
 def get_request(session: Session, request_id: str, lang: str = "zh") -> list[dict[str, Any]]:
     rid = request_id.strip()
-    cid = _case_id(rid)
+    cid = _case_id(rid) if len(rid) >= 15 else None  # only a full case number: ``1`` is not request 1
     case = session.get(Case, cid) if cid is not None else None
-    if case is None or (len(rid) >= 15 and case_no(case.id, case.reported_at) != rid):
+    if case is None or case_no(case.id, case.reported_at) != rid:
         raise not_found(f"service_request_id {request_id!r} not found")
     return requests_out(session, [case], notes=True, extended=True, lang=lang)
 
@@ -604,10 +616,13 @@ def requests_out(session: Session, rows: list[Case], *, notes: bool, extended: b
         CaseStep.case_id.in_(ids), CaseStep.step == "handle", CaseStep.status != "cancelled")
         .group_by(CaseStep.case_id)).all())
     media: dict[int, str] = {}
+    address_ids: dict[int, str] = {}
     for cid, data in session.execute(select(CaseEvent.case_id, CaseEvent.data).where(
             CaseEvent.case_id.in_(ids), CaseEvent.action == SUBMIT_EVENT).order_by(CaseEvent.id)):
         if isinstance(data, dict) and data.get("media_url") and cid not in media:
             media[cid] = str(data["media_url"])
+        if isinstance(data, dict) and data.get("address_id") and cid not in address_ids:
+            address_ids[cid] = str(data["address_id"])
     history: dict[int, list[dict[str, Any]]] = {}
     if notes:
         for e in session.execute(select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.from_state,
@@ -652,7 +667,7 @@ def requests_out(session: Session, rows: list[Case], *, notes: bool, extended: b
             "updated_datetime": iso(updated),
             "expected_datetime": iso(handle_due.get(c.id)),
             "address": c.address if published else mask_address(c.address),
-            "address_id": None,
+            "address_id": address_ids.get(c.id),
             "zipcode": None,
             "lat": c.lat if published else round(c.lat, 3),
             "long": c.lon if published else round(c.lon, 3),
@@ -697,3 +712,29 @@ def note_of(action: str, from_state: str | None, to_state: str | None, at: dt.da
     if to_state and from_state and to_state != from_state:
         text += f" → {_label(to_state, lang)}"
     return {"datetime": iso(at), "description": text, "type": NOTE_TYPES[action]}
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def token_for(report_id: int) -> str:
+    """The token of one POST (its report): ``<report id>-<HMAC>``, so that it can be resolved
+    without a table and cannot be guessed from an id."""
+    import hashlib
+    import hmac
+
+    mac = hmac.new(get_settings().secret_key.encode(), f"open311-token:{report_id}".encode(), hashlib.sha256)
+    return f"{report_id}-{mac.hexdigest()[:20]}"
+
+
+def resolve_token(session: Session, token: str) -> list[dict[str, Any]]:
+    """GET tokens/{token}: the request the token's POST created or was linked to."""
+    import hmac
+
+    head, _, _mac = token.strip().partition("-")
+    if head.isdigit() and len(head) <= 18 and hmac.compare_digest(token_for(int(head)), token.strip()):
+        report = session.get(CaseReport, int(head))
+        case = session.get(Case, report.case_id) if report is not None else None
+        if case is not None:
+            return [{"service_request_id": case_no(case.id, case.reported_at), "token": token.strip()}]
+    raise not_found(f"token {token!r} not found")

@@ -36,6 +36,7 @@ from cityops.cases.models import (
 )
 from cityops.config import get_settings
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo import geojson as gj
 from cityops.security import audit, scope
 from cityops.security.masking import mask_name, mask_phone
 from cityops.security.principal import Principal
@@ -168,8 +169,9 @@ def apply_filters(session: Session, stmt: Any, f: CaseFilter, at: dt.datetime) -
     if f.text:
         t = f.text.strip()
         cid = parse_case_no(t) if t.isdigit() else None
-        like = f"%{t.replace('%', '').replace('_', '')}%"
-        conds = [Case.title.like(like), Case.description.like(like), Case.address.like(like), Case.external_id == t]
+        # LIKE wildcards in the text are literal (q=% matches a percent sign, not everything)
+        conds = [Case.title.contains(t, autoescape=True), Case.description.contains(t, autoescape=True),
+                 Case.address.contains(t, autoescape=True), Case.external_id == t]
         if cid is not None:
             conds.append(Case.id == cid)
         stmt = stmt.where(or_(*conds))
@@ -407,7 +409,7 @@ def geojson(session: Session, principal: Principal, f: CaseFilter, cap: int | No
     feats = []
     for r in rows[:cap]:
         cat = cats.get(r.category_code)
-        feats.append({"type": "Feature", "id": r.id, "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+        feats.append({"type": "Feature", "id": r.id, "geometry": gj.point(r.lon, r.lat),
                       "properties": {"id": r.id, "case_no": case_no(r.id, r.reported_at), "state": r.state,
                                      "state_label": ref.STATES.get(r.state, {}).get("zh", r.state),
                                      "category_code": r.category_code, "category_name": cat.name_zh if cat else None,

@@ -145,11 +145,15 @@ def evaluation_csv(request: Request, kind: str = Query(..., pattern="^(departmen
 
 # ---------------------------------------------------------------------------------------------- data
 
-def _filters(period: str = Query("open", max_length=8, description="open / today / 24h / 7d / 30d / all"),
-             area: str | None = Query(None, max_length=15, description="area code prefix (street/community/grid)"),
-             street: str | None = Query(None, max_length=9), community: str | None = Query(None, max_length=12),
+def _filters(period: str = Query("open", max_length=8, pattern=r"^(open|today|24h|7d|30d|all)$",
+                                 description="open / today / 24h / 7d / 30d / all"),
+             area: str | None = Query(None, max_length=15, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$",
+                                      description="area code prefix (street/community/grid)"),
+             street: str | None = Query(None, max_length=9, pattern=r"^\d{9}$"),
+             community: str | None = Query(None, max_length=12, pattern=r"^\d{12}$"),
              category: str | None = Query(None, max_length=16), state: str | None = Query(None, max_length=20),
-             sla: str | None = Query(None, max_length=6, description="green / yellow / red / none"),
+             sla: str | None = Query(None, max_length=6, pattern=r"^(green|yellow|red|none)$",
+                                     description="green / yellow / red / none"),
              source: str | None = Query(None, max_length=16), department: str | None = Query(None, max_length=40),
              q: str | None = Query(None, max_length=100)) -> service.Filters:
     return service.Filters(period=period, area=area or None, street=street or None, community=community or None,
@@ -180,22 +184,24 @@ def console_map(request: Request, f: service.Filters = Depends(_filters),
 
 @router.get("/api/v1/console/choropleth", tags=["console"], summary="专题图 Case count, density or overdue count by area")
 def console_choropleth(f: service.Filters = Depends(_filters),
-                       level: str = Query("street", max_length=10, description="street / community / grid"),
-                       metric: str = Query("density", max_length=10, description="count / density / overdue"),
+                       level: str = Query("street", max_length=10, pattern=r"^(street|community|grid)$",
+                                          description="street / community / grid"),
+                       metric: str = Query("density", max_length=10, pattern=r"^(count|density|overdue)$",
+                                           description="count / density / overdue"),
                        principal: Principal = require("console.view"),
                        session: Session = UnitOfWork) -> dict[str, Any]:
     return service.choropleth(session, principal, f, level, metric)
 
 
 @router.get("/api/v1/console/todo", tags=["console"], summary="工作站今日待办 Workstation to-do")
-def console_todo(request: Request, area: str | None = Query(None, max_length=15),
+def console_todo(request: Request, area: str | None = Query(None, max_length=15, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$"),
                  principal: Principal = require("console.view"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
     return service.todo(session, principal, area or principal.area_code, i18n.pick_lang(request))
 
 
 @router.get("/api/v1/console/feed", tags=["console"], summary="最新动态 Latest case activity in scope")
-def console_feed(request: Request, area: str | None = Query(None, max_length=15),
+def console_feed(request: Request, area: str | None = Query(None, max_length=15, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$"),
                  limit: int = Query(20, ge=1, le=200), principal: Principal = require("console.view"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
     return {"items": service.feed(session, principal, area, i18n.pick_lang(request), limit)}
@@ -203,7 +209,7 @@ def console_feed(request: Request, area: str | None = Query(None, max_length=15)
 
 @router.get("/api/v1/console/stream", tags=["console"],
             summary="实时动态 Live case activity in scope (text/event-stream, SSE)")
-async def console_stream(request: Request, area: str | None = Query(None, max_length=15),
+async def console_stream(request: Request, area: str | None = Query(None, max_length=15, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$"),
                          max_s: float = Query(300.0, ge=0.5, le=3600, description="close after this many seconds (0.5-3600) "
                                               "(the browser reconnects with Last-Event-ID)"),
                          principal: Principal = require("console.view")) -> StreamingResponse:

@@ -243,8 +243,9 @@ def where_clauses(session: Session, principal: Principal, f: Filters, now: dt.da
     if f.department:
         w.append(Case.lead_department_code == f.department)
     if f.q:
-        like = f"%{f.q.strip()[:50]}%"
-        w.append(or_(Case.title.like(like), Case.description.like(like), Case.address.like(like)))
+        q = f.q.strip()[:50]  # wildcards literal
+        w.append(or_(Case.title.contains(q, autoescape=True), Case.description.contains(q, autoescape=True),
+                     Case.address.contains(q, autoescape=True)))
     if f.sla:
         w.extend([is_open(), case_sla.sla_clause(f.sla, now)])
     if with_period:

@@ -16,7 +16,6 @@ import time
 from collections import OrderedDict
 from typing import Any, Literal
 
-import shapely.geometry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -25,6 +24,7 @@ from cityops.emergency import cap, machines, rules
 from cityops.emergency.models_command import Incident, PublicWarning, WarningMessage
 from cityops.emergency.scopes import WARNING_SCOPE
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo import geojson
 from cityops.jobs import service as jobs
 from cityops.lifecycle import Context
 from cityops.lifecycle import service as lifecycle
@@ -316,7 +316,7 @@ def detail(session: Session, principal: Principal, w: PublicWarning, lang: str =
     out.update({k: getattr(w, k) for k in ("description", "instruction", "headline_en", "description_en",
                                            "instruction_en", "event_en", "cap_category", "certainty", "response_type",
                                            "effective_at", "onset_at", "note", "approved_at")})
-    out["geometry"] = shapely.geometry.mapping(w.geom) if w.geom is not None else None
+    out["geometry"] = geojson.geometry(w.geom)
     out["messages"] = [{"seq": m.seq, "identifier": m.identifier, "sent": m.sent_text, "msg_type": m.msg_type,
                         "status": m.status, "references": m.references}
                        for m in session.scalars(select(WarningMessage).where(WarningMessage.warning_id == w.id)

@@ -72,7 +72,7 @@ def ladder(principal: Principal = require("incident.read")) -> dict[str, Any]:
 
 @router.get("/incidents", summary="突发事件列表 Incidents in scope")
 def list_incidents(request: Request, state: str | None = Query(None, max_length=200), open: bool = False,
-                   area: str | None = Query(None, max_length=15), exercise: bool | None = None,
+                   area: str | None = Query(None, max_length=15, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$"), exercise: bool | None = None,
                    page: int = Query(1, ge=1, le=10_000), page_size: int = Query(50, ge=1, le=500),
                    principal: Principal = require("incident.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return incidents.list_incidents(session, principal, state=_split(state), open_only=open, area=area,

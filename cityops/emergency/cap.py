@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import shapely
 
+from cityops.edge import xml_clean
 from cityops.emergency import rules
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -203,7 +204,9 @@ def to_xml(doc: dict[str, Any]) -> str:
                         _sub(ie, ik, str(v))
         else:
             _sub(root, k, str(a[k]))
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode", default_namespace=NS)
+    # a control character in stored text would make the document not well-formed: dropped
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(root, encoding="unicode",
+                                                                             default_namespace=NS))
 
 
 def reference_of(sender: str, identifier: str, sent_text: str) -> str:
@@ -237,4 +240,4 @@ def atom_feed(entries: list[dict[str, Any]], *, self_url: str, updated: dt.datet
         sub(en, "summary", e["summary"])
         content = sub(en, "content", type="application/cap+xml")
         content.append(ET.fromstring(e["xml"].split("?>", 1)[1].strip()))
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(feed, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(feed, encoding="unicode"))

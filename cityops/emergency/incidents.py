@@ -23,6 +23,7 @@ from cityops.emergency import machines, reporting, rules, scopes
 from cityops.emergency.models_command import Incident, IncidentIntake
 from cityops.emergency.scopes import INCIDENT_SCOPE
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
+from cityops.geo import geojson
 from cityops.jobs import service as jobs
 from cityops.lifecycle import Context
 from cityops.lifecycle import service as lifecycle
@@ -306,7 +307,7 @@ def detail(session: Session, principal: Principal, inc: Incident, lang: str = "z
     out = summary(inc, street_names(session), lang)
     out["description"] = inc.description
     out["address"] = inc.address
-    out["geometry"] = shapely.geometry.mapping(inc.geom) if inc.geom is not None else None
+    out["geometry"] = geojson.geometry(inc.geom)
     out["summary"] = inc.summary
     intakes = session.scalars(select(IncidentIntake).where(IncidentIntake.incident_id == inc.id)
                               .order_by(IncidentIntake.reported_at, IncidentIntake.id)).all()

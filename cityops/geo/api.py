@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cityops.errors import InvalidInput, Problem
 from cityops.geo import crosswalk, layers, schemas, service, topology
+from cityops.geo.geojson import GeoJSONResponse
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
 from cityops.uow import StreamingReads, UnitOfWork
@@ -37,7 +38,8 @@ def list_areas(
     return {"total": total, "page": page, "page_size": page_size, "items": rows}
 
 
-@router.get("/areas.geojson", tags=AREAS, summary="区划边界 GeoJSON FeatureCollection", dependencies=[Depends(public_route)])
+@router.get("/areas.geojson", tags=AREAS, summary="区划边界 GeoJSON FeatureCollection", dependencies=[Depends(public_route)],
+            response_class=GeoJSONResponse)
 def areas_geojson(
     level: schemas.Level = Query("street"),
     parent_code: str | None = Query(None, max_length=15, pattern=r"^\d{6,15}$"),
@@ -56,7 +58,8 @@ def get_area(code: str, session: Session = UnitOfWork) -> dict[str, Any]:
     return service.area_detail(session, code)
 
 
-@router.get("/areas/{code}/geojson", tags=AREAS, summary="区划边界 GeoJSON Feature", dependencies=[Depends(public_route)])
+@router.get("/areas/{code}/geojson", tags=AREAS, summary="区划边界 GeoJSON Feature", dependencies=[Depends(public_route)],
+            response_class=GeoJSONResponse)
 def get_area_geojson(code: str, session: Session = UnitOfWork) -> dict[str, Any]:
     return service.area_feature(service.get_area(session, code))
 
@@ -90,10 +93,11 @@ def list_layers(principal: Principal = require("layer.read"), session: Session =
     return {"items": layers.list_layers(session, principal)}
 
 
-@router.get("/layers/{key}.geojson", tags=LAYERS, summary="图层要素 GeoJSON FeatureCollection of a layer")
+@router.get("/layers/{key}.geojson", tags=LAYERS, summary="图层要素 GeoJSON FeatureCollection of a layer",
+            response_class=GeoJSONResponse)
 def layer_geojson(
     key: str = KEY,
-    bbox: str | None = Query(None, max_length=200, description="minLon,minLat,maxLon,maxLat (WGS-84)"),
+    bbox: str | None = Query(None, max_length=200, pattern=r"^\s*-?\d{1,3}(\.\d+)?\s*(,\s*-?\d{1,3}(\.\d+)?\s*){3}$", description="minLon,minLat,maxLon,maxLat (WGS-84)"),
     code_prefix: str | None = Query(None, max_length=40, description="按要素编码前缀筛选 filter by feature code prefix"),
     version: int | None = Query(None, ge=1, le=1_000_000, description="历史版本 an older version of the layer"),
     simplify_m: float = Query(0.0, ge=0, le=500, description="simplification tolerance in metres"),

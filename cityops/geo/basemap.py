@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from cityops.db import database_key, utcnow
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo import geojson
 from cityops.geo.basemap_models import BASEMAP_LAYERS, BasemapFeature, BasemapLayer
 from cityops.geo.layers import parse_bbox
 from cityops.geo.models import Area
@@ -192,7 +193,7 @@ def simplify_tolerance_deg(zoom: float, lat: float = 31.0) -> float:
 
 def layer_geojson(session: Session, layer: str, *, bbox: str | None = None, zoom: float = 14.0,
                   limit: int = 20_000) -> str:
-    """The layer's features for a map view as GeoJSON text (WGS-84, 6 decimals)."""
+    """The layer's features for a map view as GeoJSON text (WGS-84, RFC 7946: 7 decimals, rings oriented)."""
     check_layer(layer)
     box = parse_bbox(bbox)
     data = _load(session, layer)
@@ -206,8 +207,7 @@ def layer_geojson(session: Session, layer: str, *, bbox: str | None = None, zoom
     geoms = data.geoms[idx]
     if zoom < 16 and len(geoms):
         geoms = shapely.simplify(geoms, simplify_tolerance_deg(zoom), preserve_topology=True)
-    geoms = shapely.transform(geoms, lambda c: np.round(c, 6)) if len(geoms) else geoms
-    texts = shapely.to_geojson(geoms) if len(geoms) else []
+    texts = geojson.geometry_texts(geoms)  # RFC 7946: 7 decimals, exterior rings counter-clockwise
     parts = []
     for k, gj in zip(idx, texts, strict=True):
         props: dict[str, Any] = {"code": data.codes[k], "name": data.names[k], "kind": data.kinds[k]}

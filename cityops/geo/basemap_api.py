@@ -40,7 +40,7 @@ def search(q: str = Query(..., min_length=1, max_length=50, description="名称�
             responses={200: {"content": {"application/geo+json": {}}, "description": "GeoJSON FeatureCollection"}})
 def layer_geojson(
     layer: str = Path(..., pattern="^(" + "|".join(BASEMAP_LAYERS) + ")$", description="roads / water / places"),
-    bbox: str | None = Query(None, max_length=200, description="minLon,minLat,maxLon,maxLat (WGS-84)"),
+    bbox: str | None = Query(None, max_length=200, pattern=r"^\s*-?\d{1,3}(\.\d+)?\s*(,\s*-?\d{1,3}(\.\d+)?\s*){3}$", description="minLon,minLat,maxLon,maxLat (WGS-84)"),
     zoom: float = Query(14.0, ge=0, le=22, description="地图缩放级别：决定要素取舍与简化 map zoom: selects and simplifies"),
     session: Session = UnitOfWork,
 ) -> Response:

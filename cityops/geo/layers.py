@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from cityops.config import get_settings
 from cityops.db import utcnow
 from cityops.errors import Conflict, InvalidInput, NotFound, Problem
+from cityops.geo import geojson
 from cityops.geo.geom import areas_m2, polygon_parts
 from cityops.geo.models import Area, GridLayer, LayerGrid
 from cityops.security.principal import Principal
@@ -466,7 +467,7 @@ def layer_geojson(session: Session, principal: Principal, key: str, *, bbox: str
         g = f["geom"]
         if simplify_m > 0:
             g = shapely.simplify(g, simplify_m / 111_000.0, preserve_topology=True)
-        out.append({"type": "Feature", "id": f["code"], "geometry": shapely.geometry.mapping(g),
+        out.append({"type": "Feature", "id": f["code"], "geometry": geojson.geometry(g),
                     "properties": {**f["properties"], "code": f["code"], "name": f["name"],
                                    "area_m2": round(float(f["area_m2"] or 0.0), 1)}})
     return {"type": "FeatureCollection", "name": layer.name, "layer": layer.key,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from cityops.db import database_key
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.geo import geojson
 from cityops.geo.locate import PolygonIndex
 from cityops.geo.models import LEVEL_LENGTH, Area, GridLayer, LayerGrid
 from cityops.security.principal import code_prefix_clause
@@ -116,7 +117,7 @@ def area_feature(a: Area, simplify_m: float = 0.0) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": a.code,
-        "geometry": shapely.geometry.mapping(geom) if geom is not None else None,
+        "geometry": geojson.geometry(geom),
         "properties": {
             "code": a.code, "name": a.name, "name_en": a.name_en, "level": a.level, "kind": a.kind,
             "parent_code": a.parent_code, "area_m2": round(a.area_m2, 1), "population": a.population,

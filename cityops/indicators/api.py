@@ -48,7 +48,8 @@ def put_indicators(body: dict[str, Any], principal: Principal = require("indicat
 # ---------------------------------------------------------------------------------------------- devices
 
 @router.get("/api/v1/devices", tags=TAG, summary="感知设备 Devices in scope (filter by indicator, area, status)")
-def get_devices(indicator: str | None = Query(None, max_length=40), area: str | None = Query(None, pattern=r"^\d{6,15}$"),
+def get_devices(indicator: str | None = Query(None, max_length=40),
+                area: str | None = Query(None, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$"),
                 status: str | None = Query(None, pattern=r"^(active|maintenance|retired)$"),
                 page: int = Query(1, ge=1, le=100_000), page_size: int = Query(100, ge=1, le=1000),
                 principal: Principal = require("indicator.read"), session: Session = UnitOfWork) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def get_series(indicator: str = Query(..., max_length=40), area: str | None = Qu
 
 @router.get("/api/v1/warnings", tags=TAG, summary="预警 Warnings in scope")
 def get_warnings(state: str = Query("open", pattern=r"^(open|all|raised|acknowledged|handled|lifted)$"),
-                 area: str | None = Query(None, pattern=r"^\d{6,15}$"),
+                 area: str | None = Query(None, pattern=r"^(\d{6}|\d{9}|\d{12}|\d{15})$"),
                  level: str | None = Query(None, pattern=r"^(blue|yellow|orange|red)$"),
                  min_level: str | None = Query(None, pattern=r"^(blue|yellow|orange|red)$"),
                  rule: str | None = Query(None, max_length=60), indicator: str | None = Query(None, max_length=40),

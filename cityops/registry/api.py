@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from cityops.errors import InvalidInput, Problem
+from cityops.geo.geojson import GeoJSONResponse
 from cityops.registry import importers, schemas, service
 from cityops.registry.models import MODELS, SPATIAL_KINDS
 from cityops.security.deps import require
@@ -36,7 +37,9 @@ MAX_UPLOAD = 100 * 1024 * 1024
 AreaQ = Query(None, pattern=r"^\d{1,15}$", description="区划/网格编码前缀 area or grid code prefix")
 KindQ = Query(None, alias="kind", max_length=30, description="类别筛选（见 /{kind}/columns 的 filters） category filter")
 TextQ = Query(None, max_length=100, description="名称/地址模糊查询（人口：可输入完整身份证号） text search")
-AsOfQ = Query(None, max_length=40, description="历史时点：日期 YYYY-MM-DD（指当日结束，上海时间）或 ISO 时间 "
+AsOfQ = Query(None, max_length=40, pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+                                         r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?$",
+              description="历史时点：日期 YYYY-MM-DD（指当日结束，上海时间）或 ISO 时间 "
               "as of a date (end of that day, Asia/Shanghai) or an ISO datetime")
 StatusQ = Query(None, max_length=12, description="部件状态（仅部件） component status (facilities only)")
 IdP = Path(..., ge=1, le=2**31 - 1, description="记录编号 record id")
@@ -74,7 +77,9 @@ def _register(kind: str) -> None:
 
     if spatial:
         @router.get(f"/{kind}", response_model=None, summary=f"{label}：列表 list",
-                    responses={200: {"model": page_model}}, operation_id=f"registry_{kind}_list")
+                    responses={200: {"model": page_model, "content": {"application/geo+json": {"schema": {
+                        "$ref": "#/components/schemas/FeatureCollection"}}}}},
+                    operation_id=f"registry_{kind}_list")
         def list_spatial(principal: Principal = require(perm), area_code: str | None = AreaQ,
                          kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
                          status: str | None = StatusQ, page: int = Query(1, ge=1, le=1_000_000),
@@ -83,11 +88,11 @@ def _register(kind: str) -> None:
                          session: Session = UnitOfWork) -> Any:
             f = {"area_code": area_code, "kind_filter": kind_filter, "q": q, "as_of": as_of, "status": status}
             if format == "geojson":
-                return service.geojson(session, principal, kind, page=page, page_size=page_size, **f)
+                return GeoJSONResponse(service.geojson(session, principal, kind, page=page, page_size=page_size, **f))
             return page_model.model_validate(service.list_records(session, principal, kind, page=page,
                                                                   page_size=page_size, **f))
 
-        @router.get(f"/{kind}.geojson", response_model=schemas.FeatureCollection,
+        @router.get(f"/{kind}.geojson", response_model=schemas.FeatureCollection, response_class=GeoJSONResponse,
                     summary=f"{label}：GeoJSON", operation_id=f"registry_{kind}_geojson")
         def as_geojson(principal: Principal = require(perm), area_code: str | None = AreaQ,
                        kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,

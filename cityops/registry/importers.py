@@ -182,6 +182,9 @@ def read_xlsx(data: bytes) -> RawTable:
 
     import openpyxl
 
+    from cityops.edge import check_zip
+
+    check_zip(data, ["file"])  # a zip bomb is refused before openpyxl opens it
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:

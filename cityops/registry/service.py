@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from cityops.config import get_settings
 from cityops.db import utcnow
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
+from cityops.geo import geojson as gj
 from cityops.geo.models import Area
 from cityops.registry import importers as imp
 from cityops.registry.codes import (
@@ -459,7 +460,7 @@ def geojson(session: Session, principal: Principal, kind: str, *, page: int = 1,
     for r in rows:
         props = masked_dict(kind, r, principal, names)
         features.append({"type": "Feature", "id": r.entity_id,
-                         "geometry": shapely.geometry.mapping(r.geom) if r.geom is not None else None,
+                         "geometry": gj.geometry(r.geom),
                          "properties": jsonable(props)})
     return {"type": "FeatureCollection", "features": features,
             "total": total, "page": page, "page_size": page_size}

@@ -365,8 +365,8 @@ def list_accounts(session: Session, principal: Principal, *, q: str | None = Non
                   area_code: str | None = None, page: int = 1, page_size: int = 50) -> tuple[int, list[Account]]:
     stmt = select(Account).where(_account_scope(principal))
     if q:
-        like = f"%{q}%"
-        stmt = stmt.where(or_(Account.username.ilike(like), Account.display_name.ilike(like)))
+        stmt = stmt.where(or_(Account.username.icontains(q, autoescape=True),
+                              Account.display_name.icontains(q, autoescape=True)))
     if role:
         stmt = stmt.where(Account.id.in_(select(AccountRole.account_id).where(AccountRole.role_code == role)))
     if area_code:
