@@ -59,6 +59,12 @@ def console_page(request: Request, principal: Principal = require_page("console.
 
 
 
+@router.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+def inbox_page(request: Request, bucket: str | None = Query(None, max_length=40, pattern=r"^[a-z_]+$"),
+               principal: Principal = require_page("case.read")) -> Response:
+    return render(request, "inbox.html", "inbox", principal, bucket=bucket)
+
+
 @router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
 def cases_page(request: Request, principal: Principal = require_page("console.view")) -> Response:
     return render(request, "cases.html", "cases", principal)

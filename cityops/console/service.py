@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from cityops.cases import queries as case_queries
 from cityops.cases import reference as case_ref
 from cityops.cases import sla as case_sla
-from cityops.cases.models import Case, CaseEvent, Category, Department
+from cityops.cases.models import Case, CaseEvent, Category, Department, parse_case_no
 from cityops.console import charts, i18n
 from cityops.console.i18n import period_start
 from cityops.db import database_key
@@ -242,6 +242,10 @@ def where_clauses(session: Session, principal: Principal, f: Filters, now: dt.da
         w.append(Case.source == f.source)
     if f.department:
         w.append(Case.lead_department_code == f.department)
+    q = (f.q or "").strip()
+    if q.isdigit() and len(q) >= 15:  # a case number: that case, in any period (a closed one too)
+        w.append(Case.id == (parse_case_no(q) or -1))
+        return w
     if f.q:
         like = f"%{f.q.strip()[:50]}%"
         w.append(or_(Case.title.like(like), Case.description.like(like), Case.address.like(like)))
