@@ -236,6 +236,8 @@ READS: dict[str, Read] = {
     "/api/v1/cases/aggregate": Read("case.read", {}, None, lambda j: j["kpi"]["open"], _cases(True)),
     "/api/v1/console/map": Read("console.view", {}, _map_ids, lambda j: j["total"], _cases(True), "/api/v1/cases/{id}"),
     "/api/v1/console/kpis": Read("console.view", {}, None, lambda j: j["open"], _cases(True)),
+    "/api/v1/console/overdue": Read("console.view", {"limit": 200}, _items(), None, _cases(True),
+                                    "/api/v1/cases/{id}", exact=False),
     "/api/v1/inbox": Read("case.read", {"limit": 500}, _items(), None, _cases(True), "/api/v1/cases/{id}", exact=False),
     "/api/v1/console/todo": Read("console.view", {}, _todo_ids, None, _cases(True), "/api/v1/cases/{id}", exact=False),
     "/api/v1/console/feed": Read("console.view", {}, _items("case_id"), None, _cases(False), "/api/v1/cases/{id}",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from cityops.console import briefing, i18n, live, service, views
+from cityops.console import briefing, i18n, live, overdue, service, views
 from cityops.console.views import render, require_page
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
@@ -173,6 +173,14 @@ def console_meta(request: Request, principal: Principal = require("console.view"
 def console_kpis(f: service.Filters = Depends(_filters), principal: Principal = require("console.view"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
     return service.kpis(session, principal, f)
+
+
+@router.get("/api/v1/console/overdue", tags=["console"],
+            summary="超期/临期在办 TOP: overdue-by (or time left), step, owner; stuck-at-step counts")
+def console_overdue(request: Request, f: service.Filters = Depends(_filters),
+                    kind: str = Query("overdue", pattern="^(overdue|near)$"), limit: int = Query(20, ge=1, le=200),
+                    principal: Principal = require("console.view"), session: Session = UnitOfWork) -> dict[str, Any]:
+    return overdue.board(session, principal, f, kind, limit, i18n.pick_lang(request))
 
 
 @router.get("/api/v1/console/map", tags=["console"],

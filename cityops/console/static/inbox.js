@@ -1,23 +1,11 @@
 // 我的待办: the buckets of the signed-in account (from the transition table), counts, SLA colour,
 // oldest first, and one click from a line to the case with the bucket's action open.
-import { api, el, fmtDate, fmtNum, liveStream, qs, slaBadge, t } from "./common.js";
+import { api, el, fmtDate, fmtNum, liveStream, qs, t } from "./common.js";
+import { dueCell } from "./inbox_cells.js";
 
 const root = document.getElementById("inbox-page");
 const tbody = document.querySelector("#inbox-table tbody");
 let bucket = root.dataset.bucket || null;
-
-export function fmtMinutes(n) {
-  if (n === null || n === undefined) return "";
-  if (n < 60) return t("dur.min", { n });
-  if (n < 24 * 60) return t("dur.hour", { h: Math.floor(n / 60), m: n % 60 });
-  return t("dur.day", { d: Math.floor(n / 1440), h: Math.floor((n % 1440) / 60) });
-}
-
-export function dueCell(c) {
-  const txt = c.overdue_min !== null && c.overdue_min !== undefined ? t("inbox.overdue_by", { t: fmtMinutes(c.overdue_min) })
-    : c.remaining_min !== null && c.remaining_min !== undefined ? t("inbox.remaining", { t: fmtMinutes(c.remaining_min) }) : "";
-  return el("td", {}, slaBadge(c.sla), " ", el("span", { class: c.overdue_min !== null ? "overdue-by" : "muted" }, txt));
-}
 
 function renderBuckets(data) {
   const nav = document.getElementById("buckets");
