@@ -280,7 +280,7 @@ for _k in REGISTRY:
 # GET routes that hold no object of a scoped kind, and why (reference data, one's own things, pages,
 # administration of the platform, aggregates checked elsewhere)
 NOT_SCOPED = {
-    "/": "page", "/cases": "page", "/inbox": "page", "/workstation": "page", "/briefing": "page (its data: test_console_data)",
+    "/": "page", "/cases": "page", "/inbox": "page", "/m": "page", "/workstation": "page", "/briefing": "page (its data: test_console_data)",
     "/briefing.pdf": "the briefing of the principal's own area (test_console_data)", "/evaluation": "page",
     "/evaluation.csv": "evaluation of the principal's own area (test_evaluation_*)", "/login": "page",
     "/report": "public page", "/docs": "API docs", "/docs/oauth2-redirect": "API docs", "/favicon.ico": "icon",

@@ -883,8 +883,17 @@ def _planned(ctx: Ctx, subject: str, d_from: dt.date, d_to: dt.date) -> dict[str
     parts = [facts.read(ctx.session, subject, fact_days, street)] if fact_days else []
     for a, b in live:
         _a, _b, start, end = period(a, b, ctx.now)
-        parts.append(raw_counts(Ctx(ctx.session, ctx.principal, start, end, ctx.now, ctx.area, ctx.scheme), subject))
-    return facts.add(parts)
+        # counted as the facts are (split by street, then summed), so that both halves agree
+        token = SPLIT.set(True)
+        try:
+            split = raw_counts(Ctx(ctx.session, ctx.principal, start, end, ctx.now, ctx.area, ctx.scheme), subject)
+        finally:
+            SPLIT.reset(token)
+        parts.append(facts.add([{k.split(SEP)[0]: v} for k, v in split.items()]))
+    out = facts.add(parts)
+    if subject == "supervisor":  # a supervisor's area counts ride on his own activity in the period, as live
+        out = {k: v for k, v in out.items() if "reports" in v}
+    return out
 
 
 def daily_ontime_close(session: Session, principal: Principal, d_from: dt.date, d_to: dt.date,

@@ -95,8 +95,6 @@ def read(session: Session, subject: str, days: list[dt.date], street: str) -> di
         row = out.setdefault(key, {})
         for k, v in metrics.items():
             row[k] = row.get(k, 0) + v
-    if subject == "supervisor":  # a supervisor's area counts ride on his own activity, as live
-        out = {k: v for k, v in out.items() if "reports" in v}
     return out
 
 

@@ -112,9 +112,11 @@ def _where(session: Session, principal: Principal, rows: list[Transition]) -> tu
 
 
 def inbox(session: Session, principal: Principal, *, bucket: str | None = None, area: str | None = None,
-          limit: int = 50, lang: str = "zh", now: dt.datetime | None = None) -> dict[str, Any]:
+          limit: int = 50, lang: str = "zh", now: dt.datetime | None = None, case_id: int | None = None
+          ) -> dict[str, Any]:
     """The principal's buckets with their counts (every bucket the roles allow, also empty ones), and
-    the cases of ``bucket`` (or of the first non-empty bucket), oldest report first."""
+    the cases of ``bucket`` (or of the bucket that holds ``case_id``, or of the first non-empty
+    bucket), oldest report first."""
     if bucket is not None and bucket not in BUCKET_KEYS:
         raise InvalidInput([Problem(f"未知待办箱 unknown bucket {bucket!r}; buckets: {', '.join(BUCKET_KEYS)}",
                                     ["query", "bucket"])])
@@ -144,6 +146,9 @@ def inbox(session: Session, principal: Principal, *, bucket: str | None = None, 
                     "action_label": CASE_MACHINE.actions.get(b["action"], {}).get("en" if lang == "en" else "zh",
                                                                                   b["action"]),
                     "count": n, "overdue": red})
+    if bucket is None and case_id is not None:  # where the case one just acted on waits for this account now
+        bucket = next((k for k, (where, _py) in wheres.items() if session.scalar(
+            select(func.count()).select_from(Case).where(*base, where, Case.id == case_id))), None)
     chosen = bucket or next((b["key"] for b in out if b["count"]), out[0]["key"] if out else None)
     items: list[dict[str, Any]] = []
     if chosen in wheres:
@@ -158,7 +163,10 @@ def inbox(session: Session, principal: Principal, *, bucket: str | None = None, 
             cases = cases[:limit]
         items = [item(session, c, now, lang) for c in cases]
     action = next((b["action"] for b in out if b["key"] == chosen), None)
-    return {"buckets": out, "bucket": chosen, "action": action, "items": items,
+    spec = next((b for b in BUCKETS if b["key"] == chosen), {})
+    also = [{"action": a, "label": CASE_MACHINE.actions.get(a, {}).get("en" if lang == "en" else "zh", a)}
+            for a in spec.get("also", []) if a in CASE_MACHINE.actions]
+    return {"buckets": out, "bucket": chosen, "action": action, "also": also, "items": items, "focus": case_id,
             "total": sum(b["count"] for b in out), "at": now.isoformat()}
 
 

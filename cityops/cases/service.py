@@ -138,9 +138,9 @@ def case_detail(session: Session, principal: Principal, case_ref: str | int | Ca
 
 
 def my_inbox(session: Session, principal: Principal, bucket: str | None = None, area: str | None = None,
-             limit: int = 50, lang: str = "zh") -> dict[str, Any]:
+             limit: int = 50, lang: str = "zh", case_id: int | None = None) -> dict[str, Any]:
     """The principal's inbox (待办), from the transition table in force (``cityops.cases.inbox``)."""
-    return inbox.inbox(session, principal, bucket=bucket, area=area, limit=limit, lang=lang)
+    return inbox.inbox(session, principal, bucket=bucket, area=area, limit=limit, lang=lang, case_id=case_id)
 
 
 def case_timeline(session: Session, principal: Principal, case_ref: str | int) -> list[dict[str, Any]]:

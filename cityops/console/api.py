@@ -65,6 +65,12 @@ def inbox_page(request: Request, bucket: str | None = Query(None, max_length=40,
     return render(request, "inbox.html", "inbox", principal, bucket=bucket)
 
 
+@router.get("/m", response_class=HTMLResponse, include_in_schema=False)
+def mobile_page(request: Request, principal: Principal = require_page("case.read")) -> Response:
+    """我的任务: the phone-first landing (a grid worker's 核实 / 核查 of today, and 上报)."""
+    return render(request, "mobile.html", "mobile", principal)
+
+
 @router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
 def cases_page(request: Request, principal: Principal = require_page("console.view")) -> Response:
     return render(request, "cases.html", "cases", principal)

@@ -143,7 +143,14 @@ function actionForm(a) {
   form.append(el("h3", {}, (LANG === "en" ? a.label_en : a.label)));
   const depts = (meta.departments || []).map((d) => [d.code, lbl(d)]);
   if (req.has("department_code") || ["dispatch", "reassign"].includes(a.action)) {
-    const proposed = detail.proposed_department_code || (detail.departments.find((d) => d.role === "lead") || {}).department_code;
+    let proposed = detail.proposed_department_code || (detail.departments.find((d) => d.role === "lead") || {}).department_code;
+    // never propose the department that has just sent the case back: the next one of the proposal
+    const back = (detail.timeline || []).filter((e) => e.action === "send_back").pop();
+    const refused = back && back.data ? back.data.department_code : null;
+    if (a.action === "reassign" && refused && proposed === refused) {
+      const co = (detail.proposed_co_department_codes || []).find((c) => c !== refused);
+      proposed = co || (depts.find(([c]) => c !== refused && !c.startsWith("jz")) || [])[0];
+    }
     form.append(field(t("case.action.department"), select("department_code", depts, proposed)));
     const co = select("co_department_codes", depts, null, true); // no co-handler unless chosen
     co.size = 4;
@@ -196,7 +203,11 @@ function actionForm(a) {
       slot.replaceChildren();
       toast(`${LANG === "en" ? a.label_en : a.label}：${t("case.action.done")}`, "ok");
       const back = PARAMS.get("back");
-      if (back && back.startsWith("/") && !back.startsWith("//")) { location.href = back; return; }
+      if (back && back.startsWith("/") && !back.startsWith("//")) {
+        // back to the inbox, on the bucket where this case waits for me now (if it does)
+        location.href = back.startsWith("/inbox") ? `/inbox?case=${encodeURIComponent(detail.id)}` : back;
+        return;
+      }
       await renderAll(false);
     } catch (e) {
       if (e.status === 409) { toast(t("case.stale"), "error"); await refresh(); }

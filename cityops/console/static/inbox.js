@@ -6,6 +6,7 @@ import { dueCell } from "./inbox_cells.js";
 const root = document.getElementById("inbox-page");
 const tbody = document.querySelector("#inbox-table tbody");
 let bucket = root.dataset.bucket || null;
+let focus = new URLSearchParams(location.search).get("case");
 
 function renderBuckets(data) {
   const nav = document.getElementById("buckets");
@@ -36,14 +37,18 @@ function renderItems(data) {
       dueCell(c),
       el("td", {}, c.owner || el("span", { class: "muted" }, t("inbox.no_owner"))),
       el("td", {}, fmtDate(c.reported_at)),
-      el("td", {}, el("a", { class: "btn btn-primary btn-sm", "data-act": data.action,
-        href: `/cases/${c.id}` + qs({ act: data.action, back }) }, label))));
+      el("td", { class: "acts" }, el("a", { class: "btn btn-primary btn-sm", "data-act": data.action,
+        href: `/cases/${c.id}` + qs({ act: data.action, back }) }, label),
+      ...(data.also || []).map((a) => el("a", { class: "btn btn-sm", "data-act": a.action,
+        href: `/cases/${c.id}` + qs({ act: a.action, back }) }, a.label)))));
+    if (String(c.id) === String(data.focus)) tbody.lastChild.classList.add("focus");
   }
 }
 
 async function load() {
-  const data = await api("/api/v1/inbox" + qs({ bucket, limit: 200 }));
+  const data = await api("/api/v1/inbox" + qs({ bucket, limit: 200, case: bucket ? null : focus }));
   bucket = data.bucket;
+  focus = null;
   renderBuckets(data);
   renderItems(data);
   document.body.dataset.ready = "1";

@@ -42,9 +42,9 @@ export async function openOverdue(kind, filters) {
       `${kind === "overdue" ? t("overdue.title") : t("overdue.near")} · ${fmtNum(data.total)}`),
     el("button", { type: "button", class: "btn btn-ghost", "data-close": "", onclick: () => d.close() }, t("common.close"))),
     stuck, owners,
-    el("table", { class: "table" }, el("thead", {}, el("tr", {},
+    el("table", { class: "grid" }, el("thead", {}, el("tr", {},
       ...["cases.col.id", "cases.col.category", "cases.col.state", "inbox.col.due", "inbox.owner", "inbox.col.act"].map((k) => el("th", {}, t(k))))),
-    el("tbody", {}, ...rows)));
+    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, t("common.none")))]))));
   d.dataset.kind = kind;
   if (!d.open) d.showModal();
 }
