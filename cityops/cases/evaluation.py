@@ -679,9 +679,10 @@ def _step_population(ctx: Ctx, step: str, group: Any, extra: list[Cond],
                  func.coalesce(func.sum(case((finished, _hours(ctx.session, s.started_at, s.finished_at)), else_=0.0)),
                                0.0).label("handle_hours"),
                  func.count(func.distinct(case((open_late, s.case_id), else_=None))).label("open_overdue")]
-    stmt = (select(*cols).select_from(s).join(Case, Case.id == s.case_id)
-            .where(ctx.scope, s.step == step, or_(finished, open_late), *[e(s) for e in extra]).group_by(g))
-    return _rows(ctx.session, stmt)
+    # the two halves are disjoint (done / open): counted apart, each on its own index, and added
+    base = select(*cols).select_from(s).join(Case, Case.id == s.case_id).where(ctx.scope, s.step == step,
+                                                                                 *[e(s) for e in extra]).group_by(g)
+    return facts.add([_rows(ctx.session, base.where(finished)), _rows(ctx.session, base.where(open_late))])
 
 
 def _event_counts(ctx: Ctx, actions: dict[str, str], group: Any, extra: list[ColumnElement[bool]],
