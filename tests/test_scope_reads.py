@@ -236,6 +236,9 @@ READS: dict[str, Read] = {
     "/api/v1/cases/aggregate": Read("case.read", {}, None, lambda j: j["kpi"]["open"], _cases(True)),
     "/api/v1/console/map": Read("console.view", {}, _map_ids, lambda j: j["total"], _cases(True), "/api/v1/cases/{id}"),
     "/api/v1/console/kpis": Read("console.view", {}, None, lambda j: j["open"], _cases(True)),
+    "/api/v1/console/overdue": Read("console.view", {"limit": 200}, _items(), None, _cases(True),
+                                    "/api/v1/cases/{id}", exact=False),
+    "/api/v1/inbox": Read("case.read", {"limit": 500}, _items(), None, _cases(True), "/api/v1/cases/{id}", exact=False),
     "/api/v1/console/todo": Read("console.view", {}, _todo_ids, None, _cases(True), "/api/v1/cases/{id}", exact=False),
     "/api/v1/console/feed": Read("console.view", {}, _items("case_id"), None, _cases(False), "/api/v1/cases/{id}",
                                  exact=False),
@@ -277,7 +280,7 @@ for _k in REGISTRY:
 # GET routes that hold no object of a scoped kind, and why (reference data, one's own things, pages,
 # administration of the platform, aggregates checked elsewhere)
 NOT_SCOPED = {
-    "/": "page", "/cases": "page", "/workstation": "page", "/briefing": "page (its data: test_console_data)",
+    "/": "page", "/cases": "page", "/inbox": "page", "/m": "page", "/workstation": "page", "/briefing": "page (its data: test_console_data)",
     "/briefing.pdf": "the briefing of the principal's own area (test_console_data)", "/evaluation": "page",
     "/evaluation.csv": "evaluation of the principal's own area (test_evaluation_*)", "/login": "page",
     "/report": "public page", "/docs": "API docs", "/docs/oauth2-redirect": "API docs", "/favicon.ico": "icon",

@@ -285,6 +285,16 @@ def patch_policy(body: schemas.PolicyPatch, principal: Principal = require("cata
     return out
 
 
+@router.get("/inbox", tags=["cases"], summary="我的待办（按转换表：本账号现在可办的案件）My inbox")
+def my_inbox(request: Request, bucket: str | None = Query(None, max_length=40, pattern=r"^[a-z_]+$"),
+             area: str | None = Query(None, max_length=15, pattern=r"^\d{6,15}$"),
+             limit: int = Query(50, ge=1, le=500),
+             case: int | None = Query(None, ge=1, le=2**62, description="open the bucket that holds this case"),
+             principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:
+    lang = "en" if request.query_params.get("lang") == "en" or request.cookies.get("lang") == "en" else "zh"
+    return service.my_inbox(session, principal, bucket, area, limit, lang, case)
+
+
 @router.get("/cases/{case}", tags=["cases"], summary="案件详情（含时间线、环节时限、可执行动作）Case detail")
 def get_case(case: str = CASE_REF, principal: Principal = require("case.read"),
              session: Session = UnitOfWork) -> dict[str, Any]:

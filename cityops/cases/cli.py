@@ -23,6 +23,20 @@ def seed_reference() -> None:
     typer.echo(json.dumps(out, ensure_ascii=False, default=str))
 
 
+@cases_app.command("evaluation-facts")
+def evaluation_facts(arm: bool = typer.Option(True, help="also arm the worker's timer that keeps them")) -> None:
+    """Build the evaluation's daily facts now (stale and missing days) and arm the worker's timer."""
+    from cityops.cases import evaluation_facts as facts
+    from cityops.cases import evaluation_jobs
+    from cityops.db import session_scope
+
+    with session_scope() as s:
+        out = evaluation_jobs.refresh_all(s)
+        if arm:
+            facts.arm(s)
+    typer.echo(json.dumps(out, ensure_ascii=False))
+
+
 @cases_app.command("import-catalogue")
 def import_catalogue(path: Path = typer.Argument(..., exists=True, help="cityops-catalogue/1 JSON document")) -> None:
     """Import catalogue versions (all or nothing)."""

@@ -389,6 +389,8 @@ class CaseEvent(Base):
 
 
 Index("ix_case_event_case_id", CaseEvent.case_id, CaseEvent.id)
+# the evaluation and the daily facts read the events of a period (by action)
+Index("ix_case_event_action_at", CaseEvent.action, CaseEvent.at)
 
 
 class CaseStep(Base):

@@ -135,6 +135,10 @@ def _category_ids(session: Session, codes: list[str]) -> list[int]:
 
 
 def apply_filters(session: Session, stmt: Any, f: CaseFilter, at: dt.datetime) -> Any:
+    t0 = (f.text or "").strip()
+    if t0.isdigit() and len(t0) >= 15 and parse_case_no(t0) is not None:
+        # a full case number finds the case whatever the other filters say (a closed case too)
+        return stmt.where(Case.id == parse_case_no(t0))
     if f.area:
         stmt = stmt.where(area_filter(f.area))
     if f.state:

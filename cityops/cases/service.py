@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cityops.cases import consultation, queries, reference, schemas, sla, transitions, workflow
+from cityops.cases import consultation, inbox, queries, reference, schemas, sla, transitions, workflow
 from cityops.cases import intake as _intake
 from cityops.cases.crossref import case_reach, link_external
 from cityops.cases.models import Case
@@ -125,14 +125,22 @@ def act(session: Session, principal: Principal, case_ref: str | int, action: str
 def actions_for(session: Session, principal: Principal, case_ref: str | int) -> dict[str, Any]:
     case = get_case(session, principal, case_ref)
     return {"case_id": case.id, "state": case.state, "version": case.version,
-            "actions": workflow.allowed_actions(session, principal, case)}
+            "actions": workflow.allowed_actions(session, principal, case),
+            "missing_actions": inbox.missing_actions(session, principal, case)}
 
 
 def case_detail(session: Session, principal: Principal, case_ref: str | int | Case) -> dict[str, Any]:
     """The case detail with the actions the principal may take on it now."""
     case = case_ref if isinstance(case_ref, Case) else get_case(session, principal, case_ref)
-    return queries.detail(session, principal, case) | {"allowed_actions": workflow.allowed_actions(session, principal,
-                                                                                                   case)}
+    return queries.detail(session, principal, case) | {
+        "allowed_actions": workflow.allowed_actions(session, principal, case),
+        "missing_actions": inbox.missing_actions(session, principal, case)}
+
+
+def my_inbox(session: Session, principal: Principal, bucket: str | None = None, area: str | None = None,
+             limit: int = 50, lang: str = "zh", case_id: int | None = None) -> dict[str, Any]:
+    """The principal's inbox (待办), from the transition table in force (``cityops.cases.inbox``)."""
+    return inbox.inbox(session, principal, bucket=bucket, area=area, limit=limit, lang=lang, case_id=case_id)
 
 
 def case_timeline(session: Session, principal: Principal, case_ref: str | int) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from cityops.console import briefing, i18n, live, service, views
+from cityops.console import briefing, i18n, live, overdue, service, views
 from cityops.console.views import render, require_page
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
@@ -57,6 +57,18 @@ def login_page(request: Request, next: str = Query("/", max_length=500)) -> Resp
 def console_page(request: Request, principal: Principal = require_page("console.view")) -> Response:
     return render(request, "console.html", "console", principal, with_q=False)
 
+
+
+@router.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+def inbox_page(request: Request, bucket: str | None = Query(None, max_length=40, pattern=r"^[a-z_]+$"),
+               principal: Principal = require_page("case.read")) -> Response:
+    return render(request, "inbox.html", "inbox", principal, bucket=bucket)
+
+
+@router.get("/m", response_class=HTMLResponse, include_in_schema=False)
+def mobile_page(request: Request, principal: Principal = require_page("case.read")) -> Response:
+    """我的任务: the phone-first landing (a grid worker's 核实 / 核查 of today, and 上报)."""
+    return render(request, "mobile.html", "mobile", principal)
 
 
 @router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
@@ -171,6 +183,14 @@ def console_meta(request: Request, principal: Principal = require("console.view"
 def console_kpis(f: service.Filters = Depends(_filters), principal: Principal = require("console.view"),
                  session: Session = UnitOfWork) -> dict[str, Any]:
     return service.kpis(session, principal, f)
+
+
+@router.get("/api/v1/console/overdue", tags=["console"],
+            summary="超期/临期在办 TOP: overdue-by (or time left), step, owner; stuck-at-step counts")
+def console_overdue(request: Request, f: service.Filters = Depends(_filters),
+                    kind: str = Query("overdue", pattern="^(overdue|near)$"), limit: int = Query(20, ge=1, le=200),
+                    principal: Principal = require("console.view"), session: Session = UnitOfWork) -> dict[str, Any]:
+    return overdue.board(session, principal, f, kind, limit, i18n.pick_lang(request))
 
 
 @router.get("/api/v1/console/map", tags=["console"],

@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from cityops.cases import queries as case_queries
 from cityops.cases import reference as case_ref
 from cityops.cases import sla as case_sla
-from cityops.cases.models import Case, CaseEvent, Category, Department
+from cityops.cases.models import Case, CaseEvent, Category, Department, parse_case_no
 from cityops.console import charts, i18n
 from cityops.console.i18n import period_start
 from cityops.db import database_key
@@ -242,6 +242,10 @@ def where_clauses(session: Session, principal: Principal, f: Filters, now: dt.da
         w.append(Case.source == f.source)
     if f.department:
         w.append(Case.lead_department_code == f.department)
+    q = (f.q or "").strip()
+    if q.isdigit() and len(q) >= 15:  # a case number: that case, in any period (a closed one too)
+        w.append(Case.id == (parse_case_no(q) or -1))
+        return w
     if f.q:
         q = f.q.strip()[:50]  # wildcards literal
         w.append(or_(Case.title.contains(q, autoescape=True), Case.description.contains(q, autoescape=True),
@@ -362,10 +366,28 @@ def _raw_kpis_sql(session: Session, principal: Principal, f: Filters, now: dt.da
     return (tuple(int(x or 0) for x in row), [(str(c), int(n or 0), int(o or 0)) for c, n, o in by])  # type: ignore[return-value]
 
 
+def ontime_by_street(session: Session, principal: Principal, f: Filters, now: dt.datetime
+                     ) -> list[tuple[str, int, int]] | None:
+    """(street, closed, closed on time) over the last 30 Shanghai days, from the evaluation itself
+    (``cityops.cases.evaluation``, 按期结案率 of the areas): the console and the evaluation page show
+    the same figure. The page's area filter applies; None when no evaluation scheme is in force."""
+    from cityops.cases import evaluation
+
+    area = f.community or f.street or (f.area if f.area and len(f.area) > 6 else None)
+    today = now.astimezone(i18n.TZ).date()
+    try:
+        res = evaluation.evaluate(session, principal, "street", date_from=today - dt.timedelta(days=29),
+                                  date_to=today, area=area, now=now)
+    except CityOpsError:
+        return None
+    return [(str(i["code"]), int(i["closed"]), int(i["closed_ontime"])) for i in res["items"] if i["closed"]]
+
+
 def kpis(session: Session, principal: Principal, f: Filters, now: dt.datetime | None = None,
          engine: str = "auto") -> dict[str, Any]:
-    """Today's intake and closures, open / due soon / overdue, and the 按期结案率 (share of the cases
-    closed in the last 30 days that never went overdue), overall and by street."""
+    """Today's intake and closures, open / due soon / overdue, and the 按期结案率 of the last 30
+    Shanghai days as the evaluation counts it (closures with no step overdue before them), overall
+    and by street."""
     now = now or case_sla.now()
     f.validate()
     check_area_param(principal, f.area)
@@ -376,6 +398,7 @@ def kpis(session: Session, principal: Principal, f: Filters, now: dt.datetime | 
         from cityops.console import fast
 
         row, by = fast.raw_kpis(session, snap, principal, f, now)
+    by = ontime_by_street(session, principal, f, now) or by
     names = area_names(session)
     by_street: list[dict[str, Any]] = []
     tot_closed = tot_ontime = 0
@@ -640,24 +663,21 @@ def eval_period(period: str, now: dt.datetime | None = None) -> tuple[dt.datetim
 def evaluation_charts(session: Session, principal: Principal, period: str, lang: str,
                       now: dt.datetime | None = None) -> dict[str, str]:
     """SVG charts of the evaluation page: daily 按期结案率, intake by source and by category."""
+    from cityops.cases import evaluation
+
     start, end = eval_period(period, now)
     scope = _scope_clause(principal)
-    days: dict[dt.date, list[int]] = {}
-    for closed_at, overdue in session.execute(select(Case.closed_at, Case.overdue_count)
-                                              .where(scope, Case.closed_at >= start, Case.closed_at < end)):
-        if closed_at is None:
-            continue
-        d = closed_at.astimezone(i18n.TZ).date()
-        slot = days.setdefault(d, [0, 0])
-        slot[0] += 1
-        slot[1] += 1 if (overdue or 0) == 0 else 0
     first = start.astimezone(i18n.TZ).date()
     last = (end - dt.timedelta(seconds=1)).astimezone(i18n.TZ).date()
+    try:  # the same 按期结案率 as the tables and the console (the evaluation's own daily counts)
+        days = evaluation.daily_ontime_close(session, principal, first, last, now)
+    except CityOpsError:
+        days = {}
     labels, rates = [], []
     d = first
     while d <= last:
         labels.append(d.strftime("%m-%d"))
-        n, ok = days.get(d, [0, 0])
+        n, ok = days.get(d, (0, 0))
         rates.append(ok / n if n else None)
         d += dt.timedelta(days=1)
     in_period = and_(Case.reported_at >= start, Case.reported_at < end)

@@ -78,6 +78,7 @@ templates.env.globals["static_url"] = static_url
 # (key, href, label, permission): an entry is shown to principals holding its permission (the pages of
 # every domain; a page checks the same permission itself)
 NAV: list[tuple[str, str, str, str]] = [
+    ("inbox", "/inbox", "nav.inbox", "case.read"),
     ("console", "/", "nav.console", "console.view"),
     ("cases", "/cases", "nav.cases", "case.read"),
     ("vitals", "/vitals", "nav.vitals", "indicator.read"),

@@ -21,6 +21,7 @@ Handler = Callable[[Session, dict[str, Any]], Any]
 # modules holding @handler functions (imported by ``load_handlers``)
 HANDLER_MODULES: list[str] = [
     "cityops.cases.jobs",
+    "cityops.cases.evaluation_jobs",
     "cityops.console.jobs",
     "cityops.ai.jobs",
     "cityops.emergency.jobs_command",

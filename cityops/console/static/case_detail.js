@@ -11,6 +11,8 @@ let meta = null;
 let map = null;
 let marker = null;
 
+const PARAMS = new URLSearchParams(location.search);
+let autoOpened = false;
 const RESULTS = { verify: ["valid", "invalid"], inspect: ["pass", "fail"] };
 const UNITS = ["working_hour", "working_day", "natural_hour", "natural_day"];
 
@@ -141,7 +143,14 @@ function actionForm(a) {
   form.append(el("h3", {}, (LANG === "en" ? a.label_en : a.label)));
   const depts = (meta.departments || []).map((d) => [d.code, lbl(d)]);
   if (req.has("department_code") || ["dispatch", "reassign"].includes(a.action)) {
-    const proposed = detail.proposed_department_code || (detail.departments.find((d) => d.role === "lead") || {}).department_code;
+    let proposed = detail.proposed_department_code || (detail.departments.find((d) => d.role === "lead") || {}).department_code;
+    // never propose the department that has just sent the case back: the next one of the proposal
+    const back = (detail.timeline || []).filter((e) => e.action === "send_back").pop();
+    const refused = back && back.data ? back.data.department_code : null;
+    if (a.action === "reassign" && refused && proposed === refused) {
+      const co = (detail.proposed_co_department_codes || []).find((c) => c !== refused);
+      proposed = co || (depts.find(([c]) => c !== refused && !c.startsWith("jz")) || [])[0];
+    }
     form.append(field(t("case.action.department"), select("department_code", depts, proposed)));
     const co = select("co_department_codes", depts, null, true); // no co-handler unless chosen
     co.size = 4;
@@ -164,7 +173,7 @@ function actionForm(a) {
   if (req.has("target_case")) {
     form.append(field(t("case.field.target_case"), el("input", { name: "target_case", required: true, inputmode: "numeric" })));
   }
-  if (req.has("photos") || ["report_back", "inspect", "co_feedback"].includes(a.action)) {
+  if (req.has("photos") || ["verify", "report_back", "inspect", "co_feedback"].includes(a.action)) {
     form.append(field(t("case.field.photos"), el("input", { type: "file", name: "photos", accept: "image/*", multiple: true, required: req.has("photos") })));
   }
   if (req.has("reason")) form.append(field(t("case.action.reason"), el("textarea", { name: "reason", required: true, maxlength: "2000" })));
@@ -193,6 +202,12 @@ function actionForm(a) {
       detail = await api(`/api/v1/cases/${caseId}/actions/${a.action}`, { method: "POST", body });
       slot.replaceChildren();
       toast(`${LANG === "en" ? a.label_en : a.label}：${t("case.action.done")}`, "ok");
+      const back = PARAMS.get("back");
+      if (back && back.startsWith("/") && !back.startsWith("//")) {
+        // back to the inbox, on the bucket where this case waits for me now (if it does)
+        location.href = back.startsWith("/inbox") ? `/inbox?case=${encodeURIComponent(detail.id)}` : back;
+        return;
+      }
       await renderAll(false);
     } catch (e) {
       if (e.status === 409) { toast(t("case.stale"), "error"); await refresh(); }
@@ -211,10 +226,29 @@ async function renderActions() {
   const box = document.getElementById("actions");
   const res = await api(`/api/v1/cases/${caseId}/actions`);
   box.replaceChildren();
-  if (!res.actions.length) { box.append(el("p", { class: "muted" }, t("case.actions.none"))); return; }
+  if (!res.actions.length) box.append(el("p", { class: "muted" }, t("case.actions.none")));
   for (const a of res.actions) {
     box.append(el("button", { type: "button", class: "btn", "data-action": a.action, onclick: () => actionForm(a) },
       LANG === "en" ? a.label_en : a.label));
+  }
+  // why an action this account takes elsewhere is not offered now (from the transition table)
+  const miss = res.missing_actions || [];
+  const hint = document.getElementById("missing-actions");
+  if (hint) {
+    hint.replaceChildren();
+    hint.hidden = !miss.length;
+    if (miss.length) {
+      hint.append(el("summary", {}, t("case.missing")));
+      const ul = el("ul", {});
+      for (const m of miss) ul.append(el("li", { "data-missing": m.action }, el("strong", {}, m.label), "：", m.why));
+      hint.append(ul);
+    }
+  }
+  const want = PARAMS.get("act");
+  if (want && !autoOpened) {
+    autoOpened = true;
+    const a = res.actions.find((x) => x.action === want);
+    if (a) actionForm(a);
   }
 }
 

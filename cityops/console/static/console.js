@@ -3,6 +3,7 @@ import { BOOT, api, el, fmtClock, fmtNum, fmtPct, liveStream, qs, t } from "./co
 import { initFilters } from "./filters.js";
 import { DistrictMap } from "./map.js";
 import { BaseMap, attachSearch } from "./basemap.js";
+import { attachOverdueCards } from "./overdue.js";
 
 const mapNode = document.getElementById("map");
 const form = document.getElementById("filters");
@@ -112,6 +113,7 @@ async function main() {
   metric.addEventListener("change", choro);
   level.addEventListener("change", choro);
 
+  attachOverdueCards(() => filters);
   await Promise.all([dmap.setFilters(filters), loadKpis(), base.load()]);
   document.body.dataset.ready = "1";
   loadPanels().catch((e) => console.error(e));

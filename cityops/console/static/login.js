@@ -29,7 +29,10 @@ form.addEventListener("submit", async (ev) => {
   btn.disabled = true;
   try {
     await api("/api/v1/auth/login", { method: "POST", body: { username, password }, noRedirect: true });
-    location.href = safeNext(form.next.value);
+    let to = safeNext(form.next.value);
+    // on a phone the landing is 我的任务 (the grid worker's verify / inspect and 上报), not the big screen
+    if (to === "/" && window.matchMedia("(max-width: 760px)").matches) to = "/m";
+    location.href = to;
   } catch (e) {
     err.textContent = t("auth.failed") + "：" + (e.message || e);
     err.hidden = false;

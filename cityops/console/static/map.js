@@ -181,7 +181,9 @@ export class DistrictMap {
       const markers = data.items.map((it) => {
         const [id, lon, lat, sla, stateLabel, cat] = it;
         const m = L.marker([lat, lon], { icon: caseIcon(sla, this.fresh.has(id)), sla, keyboard: true, title: `${id} ${cat || ""}` });
-        m.bindPopup(() => this._casePopup(id, sla, stateLabel, cat));
+        // the popup belongs to the map, not to the marker: a live refresh redraws the markers and
+        // leaves an open popup alone
+        m.on("click", () => this.openCasePopup(id, [lat, lon], sla, stateLabel, cat));
         return m;
       });
       this.caseLayer.addLayers(markers);
@@ -216,9 +218,23 @@ export class DistrictMap {
     }
   }
 
-  _casePopup(id, sla, stateLabel, cat) {
-    return `<strong>${esc(cat || "")}</strong><br>${t("cases.col.id")}：${esc(id)}<br>${t("cases.col.state")}：${esc(stateLabel || "")}` +
-      `<br><span class="txt-${sla || "none"}">● ${t("sla." + (sla || "none"))}</span><br><a href="/cases/${encodeURIComponent(id)}">${t("map.open_case")} →</a>`;
+  _casePopup(id, sla, stateLabel, cat, d) {
+    const no = d ? d.case_no : "…";
+    const depts = d && d.departments && d.departments.length ? d.departments.filter((x) => x.role === "lead").map((x) => x.name).join("、") : "";
+    return `<div class="case-popup" data-case="${esc(id)}"><strong>${esc(cat || "")}</strong><br>${t("cases.col.id")}：<span data-case-no>${esc(no)}</span>` +
+      `<br>${t("cases.col.state")}：${esc(stateLabel || "")}` +
+      (depts ? `<br>${t("inbox.owner")}：${esc(depts)}` : "") +
+      (d && d.due_at ? `<br>${t("cases.col.due")}：${esc(fmtDate(d.due_at))}` : "") +
+      `<br><span class="txt-${sla || "none"}">● ${t("sla." + (sla || "none"))}</span><br><a href="/cases/${encodeURIComponent(id)}">${t("map.open_case")} →</a></div>`;
+  }
+
+  openCasePopup(id, latlng, sla, stateLabel, cat) {
+    if (!this.popup) this.popup = L.popup({ autoPan: true, maxWidth: 280 });
+    this.popupCase = id;
+    this.popup.setLatLng(latlng).setContent(this._casePopup(id, sla, stateLabel, cat, null)).openOn(this.map);
+    api(`/api/v1/cases/${encodeURIComponent(id)}`).then((d) => {
+      if (this.popupCase === id && this.popup.isOpen()) this.popup.setContent(this._casePopup(id, sla, stateLabel, cat, d));
+    }).catch(() => {});
   }
 
   async loadChoropleth(metric, level) {

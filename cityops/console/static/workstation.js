@@ -2,6 +2,7 @@
 import { api, el, fmtClock, fmtDate, fmtNum, fmtPct, liveStream, qs, slaBadge, t } from "./common.js";
 import { loadMeta } from "./filters.js";
 import { DistrictMap } from "./map.js";
+import { attachOverdueCards } from "./overdue.js";
 
 const mapNode = document.getElementById("map");
 const scopeCode = mapNode.dataset.scope;
@@ -51,6 +52,7 @@ async function main() {
   const inner = await dmap.loadBoundary(sub);
   inner.addTo(dmap.map);
   const f = scopeCode.length >= 12 ? { community: scopeCode } : scopeCode.length >= 9 ? { street: scopeCode } : {};
+  attachOverdueCards(() => ({ area: scopeCode }));
   await Promise.all([dmap.setFilters({ ...f, period: "open" }), loadTodo(), loadKpis()]);
   try {
     const recent = await api("/api/v1/console/feed" + qs({ area: scopeCode, limit: 20 }));
