@@ -87,7 +87,7 @@ def _assign(vec: list[float | None], lo: int, hi: int, val: float | None) -> Non
 
 
 def design_rows(k: int, n: int, ctl: dict[str, Any], freq: int, dates: list[dt.date] | None
-                ) -> tuple[np.ndarray, np.ndarray, float, float]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Rows (0-based) of the fit for time point k (1-based), their seasonal level, wtime of the rows and of k.
 
     R: ``algo.farrington.data.glm`` + ``blocks``."""
@@ -132,7 +132,7 @@ def design_rows(k: int, n: int, ctl: dict[str, Any], freq: int, dates: list[dt.d
     else:
         step = (dates[1] - dates[0]).days
         first = dates[int(rows[0])]
-        wt_rows = np.array([(dates[i] - first).days / step for i in rows])
+        wt_rows = np.array([(dates[int(i)] - first).days / step for i in rows], dtype=float)
         wt_now = (dates[k - 1] - first).days / step
     return rows, levels, wt_rows, wt_now
 

@@ -43,7 +43,7 @@ def _dev(y: np.ndarray, mu: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """Poisson deviance ``sum(dev.resids)``: 2 * wt * (y log(y/mu) - (y - mu)), 2 * wt * mu where y == 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(y > 0, prior * (y * np.log(np.where(y > 0, y, 1.0) / mu) - (y - mu)), mu * prior)
-    return 2.0 * r.sum(axis=1)
+    return np.asarray(2.0 * r.sum(axis=1))
 
 
 def _solve(X: np.ndarray, w2: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,4 +143,4 @@ def coef_pvalue(fit: GLMFit, j: int) -> np.ndarray:
     se = np.sqrt(fit.xtwx_inv[:, j, j] * fit.dispersion)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = fit.coef[:, j] / se
-    return 2.0 * special.stdtr(fit.df_residual.astype(float), -np.abs(t))
+    return np.asarray(2.0 * special.stdtr(fit.df_residual.astype(float), -np.abs(t)))
