@@ -215,3 +215,70 @@ def test_scan_llr_independent_bruteforce() -> None:
                     best = max(best, llr)
     res = S.scan(cases, geo, study_start=0, study_end=1000, replications=0)
     assert abs(res.clusters[0].llr - best) < 1e-9
+
+
+# ------------------------------------------------- extra R runs (made here with the same R 4.2.2 +
+# surveillance 1.20.3, script tests/data/health_r_extra/run.R): sparse and seasonal series, other
+# settings families (nbPlugin, muan, Noufaily noPeriods = 10, "original", powertrans 1/2 without
+# reweighting or trend, pastWeeksNotIncluded = 0 with factors), index and date mode, CUSUM m = "glm".
+
+EXTRA = __import__("pathlib").Path(__file__).parent / "data" / "health_r_extra"
+FF_EXTRA: dict[str, dict[str, Any]] = {
+    "def": {}, "nb": {"thresholdMethod": "nbPlugin"}, "muan": {"thresholdMethod": "muan"},
+    "nouf": {"noPeriods": 10, "b": 4, "w": 3, "weightsThreshold": 2.58, "pastWeeksNotIncluded": 26,
+             "pThresholdTrend": 1, "alpha": 0.1},
+    "orig": {"noPeriods": 1, "weightsThreshold": 1, "pastWeeksNotIncluded": 3, "pThresholdTrend": 0.05,
+             "b": 3, "w": 2, "alpha": 0.01},
+    "half": {"powertrans": "1/2", "reweight": False, "trend": False},
+    "pw0": {"pastWeeksNotIncluded": 0, "noPeriods": 3, "b": 3},
+}
+
+
+def _extra() -> tuple[np.ndarray, list[Any]]:
+    import datetime as dt
+
+    Y = np.loadtxt(EXTRA / "y.csv", delimiter=",").T
+    return Y, [dt.date(2015, 1, 5) + dt.timedelta(weeks=i) for i in range(Y.shape[1])]
+
+
+def _rd(name: str) -> np.ndarray:
+    return np.genfromtxt(EXTRA / f"{name}.csv", delimiter=",", missing_values="NA", filling_values=np.nan)
+
+
+def _alarms_equal(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_array_equal(np.nan_to_num(a, nan=-1), np.nan_to_num(b, nan=-1))
+
+
+@pytest.mark.parametrize("method", ["C1", "C2", "C3"])
+@pytest.mark.parametrize("ms", ["0", "0.5"])
+def test_extra_ears(method: str, ms: str) -> None:
+    Y, _ = _extra()
+    R = _rd(f"ears_{method}_{ms}")
+    r = D.run("ears" + method, Y, minSigma=float(ms))
+    k = Y.shape[0]
+    _close(r.upperbound.T, R[:, :k], 1e-9)
+    _alarms_equal(r.alarm.T, R[:, k:])
+
+
+@pytest.mark.parametrize("m", ["null", "glm"])
+def test_extra_cusum(m: str) -> None:
+    Y, _ = _extra()
+    for j in range(Y.shape[0]):
+        R = _rd(f"cusum_{m}_{j + 1}")
+        r = D.run("cusum", Y[j], range=[313, 416], m=None if m == "null" else "glm", start=[2015, 2])
+        _close(r.upperbound[0], R[:, 0], 1e-9)
+        _alarms_equal(r.alarm[0], R[:, 1])
+        _close(r.extras["cusum"][0], R[:, 2], 1e-9, 1e-12)
+
+
+@pytest.mark.parametrize("mode", ["idx", "date"])
+@pytest.mark.parametrize("cfg", list(FF_EXTRA))
+def test_extra_farrington(cfg: str, mode: str) -> None:
+    Y, dates = _extra()
+    R = _rd(f"ff_{cfg}_{mode}")
+    k = Y.shape[0]
+    r = D.run("farringtonFlexible", Y, dates=dates if mode == "date" else None, range=[300, 416], **FF_EXTRA[cfg])
+    _close(r.upperbound.T, R[:, :k], 1e-6)
+    _alarms_equal(r.alarm.T, R[:, k:2 * k])
+    _close(r.extras["expected"].T, R[:, 2 * k:3 * k], 1e-6)
+    _close(r.extras["phi"].T, R[:, 3 * k:], 1e-6)

@@ -58,6 +58,17 @@ def _as2d(counts: Any) -> np.ndarray:
     return y
 
 
+def r_mean(a: np.ndarray) -> np.ndarray:
+    """R's ``mean`` of each row: long-double sum / n plus one correction pass (summary.c ``rsum``/``do_summary``),
+    rounded to double once at the end."""
+    ld = np.longdouble
+    x = a.astype(ld)
+    n = ld(a.shape[1])
+    s = x.sum(axis=1) / n
+    s = s + (x - s[:, None]).sum(axis=1) / n
+    return np.asarray(s.astype(float))
+
+
 def _range(rng: Any, default_first: int, n: int, min_first: int) -> np.ndarray:
     """``[first_t, last_t]`` (1-based, inclusive) or None -> R's default ``default_first .. n``."""
     if rng is None:
@@ -161,7 +172,7 @@ def cusum(counts: Any, *, range: Any = None, k: float = 1.04, h: float = 2.26, m
     a = 0.1 if alpha is None else float(alpha)
     x = y[:, t - 1]
     if m is None:
-        mm = np.broadcast_to(y[:, : t[0] - 1].mean(axis=1)[:, None], x.shape)
+        mm = np.broadcast_to(r_mean(y[:, : t[0] - 1])[:, None], x.shape)
     elif isinstance(m, (int, float)) and not isinstance(m, bool):
         mm = np.full(x.shape, float(m))
     elif m == "glm":
