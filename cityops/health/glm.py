@@ -39,24 +39,26 @@ class GLMFit:
     iterations: np.ndarray  # (M,)
 
 
-def _dev(y: np.ndarray, mu: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Poisson deviance ``sum(dev.resids)``: 2 * wt * (y log(y/mu) - (y - mu)), 2 * wt * mu where y == 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(y > 0, prior * (y * np.log(np.where(y > 0, y, 1.0) / mu) - (y - mu)), mu * prior)
-    return np.asarray(2.0 * r.sum(axis=1))
+def _dev(y: np.ndarray, mu: np.ndarray, prior: np.ndarray, ylogy: np.ndarray) -> np.ndarray:
+    """Poisson deviance ``sum(dev.resids)``: 2 * wt * (y log(y/mu) - (y - mu)) (= 2 * wt * mu where y == 0),
+    written as y log y - y log mu with y log y precomputed."""
+    return np.asarray(2.0 * (prior * (ylogy - y * np.log(mu) - y + mu)).sum(axis=1))
 
 
 def _solve(X: np.ndarray, w2: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted least squares for each fit: returns (coef (M,p), (X'WX)^-1 (M,p,p))."""
     p = X.shape[2]
+    cols = [X[:, :, i] for i in range(p)]
+    wz = w2 * z
+    xtwx = np.empty((X.shape[0], p, p))
+    for i in range(p):
+        wi = w2 * cols[i]
+        for j in range(i, p):
+            xtwx[:, i, j] = xtwx[:, j, i] = (wi * cols[j]).sum(axis=1)
+    xtwz = np.stack([(wz * cols[i]).sum(axis=1) for i in range(p)], axis=1)
     if p == 1:
-        s0 = np.einsum("mn,mn->m", w2, X[:, :, 0] * X[:, :, 0])
-        inv = (1.0 / s0)[:, None, None]
-        coef = (np.einsum("mn,mn->m", w2 * X[:, :, 0], z) / s0)[:, None]
-        return coef, inv
-    xtwx = np.einsum("mni,mn,mnj->mij", X, w2, X)
-    xtwz = np.einsum("mni,mn->mi", X, w2 * z)
-    if p == 2:
+        inv = 1.0 / xtwx
+    elif p == 2:
         a, b, d = xtwx[:, 0, 0], xtwx[:, 0, 1], xtwx[:, 1, 1]
         det = a * d - b * b
         inv = np.empty_like(xtwx)
@@ -65,7 +67,7 @@ def _solve(X: np.ndarray, w2: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np
         inv[:, 0, 1] = inv[:, 1, 0] = -b / det
     else:
         inv = np.linalg.inv(xtwx)
-    coef = np.einsum("mij,mj->mi", inv, xtwz)
+    coef = (inv @ xtwz[:, :, None])[:, :, 0]
     return coef, inv
 
 
@@ -78,47 +80,61 @@ def fit_poisson(
     epsilon: float = 1e-8,
     maxit: int = 25,
 ) -> GLMFit:
-    """IRLS for ``M`` Poisson log-link GLMs at once (R ``glm.fit`` semantics, see module docstring)."""
+    """IRLS for ``M`` Poisson log-link GLMs at once (R ``glm.fit`` semantics, see module docstring).
+
+    The working set shrinks as fits converge (a converged fit is written out and never touched again)."""
     M, n = y.shape
     p = X.shape[2]
-    off = np.zeros_like(y) if offset is None else offset
+    off_all = np.zeros_like(y) if offset is None else offset
     real = prior > 0
-    eta = np.log(y + 0.1)
-    mu = np.maximum(np.exp(eta), DBL_EPS)
-    devold = _dev(y, mu, prior)
-    coef = np.zeros((M, p))
-    inv = np.zeros((M, p, p))
-    wt = np.zeros_like(y)
+    eta_all = np.log(y + 0.1)
+    mu_all = np.maximum(np.exp(eta_all), DBL_EPS)
+    coef_all = np.zeros((M, p))
+    inv_all = np.zeros((M, p, p))
+    wt_all = np.zeros_like(y)
     conv = np.zeros(M, dtype=bool)
     iters = np.zeros(M, dtype=np.int64)
-    active = np.arange(M)
-    for _ in range(maxit):
-        if active.size == 0:
+    # working set
+    idx = np.arange(M)
+    ya, pa, oa, Xa = y, prior, off_all, X
+    ea, ma = eta_all.copy(), mu_all.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ylogy_all = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+    la = ylogy_all
+    devold = _dev(ya, ma, pa, la)
+    for it in range(1, maxit + 1):
+        if idx.size == 0:
             break
-        ya, ea, ma, pa, oa, Xa = y[active], eta[active], mu[active], prior[active], off[active], X[active]
-        mu_eta = np.maximum(np.exp(ea), DBL_EPS)
+        mu_eta = ma  # mu.eta(eta) = pmax(exp(eta), eps) = linkinv(eta) for the log link
         z = (ea - oa) + (ya - ma) / mu_eta
         w2 = np.where(pa > 0, pa * mu_eta * mu_eta / ma, 0.0)
         c, iv = _solve(Xa, w2, z)
-        e_new = np.einsum("mni,mi->mn", Xa, c) + oa
-        m_new = np.maximum(np.exp(e_new), DBL_EPS)
-        dev = _dev(ya, m_new, pa)
-        coef[active], inv[active], wt[active] = c, iv, w2
-        eta[active], mu[active] = e_new, m_new
-        iters[active] += 1
+        ea = (Xa @ c[:, :, None])[:, :, 0] + oa
+        ma = np.maximum(np.exp(ea), DBL_EPS)
+        dev = _dev(ya, ma, pa, la)
         with np.errstate(invalid="ignore"):
-            done = np.abs(dev - devold[active]) / (np.abs(dev) + 0.1) < epsilon
-        bad = ~np.isfinite(dev)
-        conv[active[done]] = True
-        devold[active] = dev
-        active = active[~(done | bad)]
+            done = np.abs(dev - devold) / (np.abs(dev) + 0.1) < epsilon
+        stop = done | ~np.isfinite(dev) | (it == maxit)
+        if stop.any():
+            g = idx[stop]
+            coef_all[g], inv_all[g], wt_all[g] = c[stop], iv[stop], w2[stop]
+            eta_all[g], mu_all[g] = ea[stop], ma[stop]
+            iters[g] = it
+            conv[idx[done]] = True
+            keep = ~stop
+            idx = idx[keep]
+            ya, pa, oa, Xa, la = ya[keep], pa[keep], oa[keep], Xa[keep], la[keep]
+            ea, ma, devold = ea[keep], ma[keep], dev[keep]
+        else:
+            devold = dev
+    eta, mu = eta_all, mu_all
     n_ok = real.sum(axis=1)
     df = n_ok - p
     with np.errstate(divide="ignore", invalid="ignore"):
         res = (y - mu) / np.maximum(np.exp(eta), DBL_EPS)
-        pear = np.where(wt > 0, wt * res * res, 0.0).sum(axis=1)
+        pear = np.where(wt_all > 0, wt_all * res * res, 0.0).sum(axis=1)
         disp = np.where(df > 0, pear / np.where(df > 0, df, 1), np.nan)
-    return GLMFit(coef, mu, wt, inv, conv, df, disp, iters)
+    return GLMFit(coef_all, mu, wt_all, inv_all, conv, df, disp, iters)
 
 
 def hat_values(X: np.ndarray, fit: GLMFit) -> np.ndarray:
