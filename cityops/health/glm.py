@@ -57,7 +57,7 @@ def _solve(X: np.ndarray, w2: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np
             xtwx[:, i, j] = xtwx[:, j, i] = (wi * cols[j]).sum(axis=1)
     xtwz = np.stack([(wz * cols[i]).sum(axis=1) for i in range(p)], axis=1)
     if p == 1:
-        inv = 1.0 / xtwx
+        inv = np.asarray(1.0 / xtwx, dtype=float)
     elif p == 2:
         a, b, d = xtwx[:, 0, 0], xtwx[:, 0, 1], xtwx[:, 1, 1]
         det = a * d - b * b
@@ -66,7 +66,7 @@ def _solve(X: np.ndarray, w2: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np
         inv[:, 1, 1] = a / det
         inv[:, 0, 1] = inv[:, 1, 0] = -b / det
     else:
-        inv = np.linalg.inv(xtwx)
+        inv = np.asarray(np.linalg.inv(xtwx), dtype=float)
     coef = (inv @ xtwz[:, :, None])[:, :, 0]
     return coef, inv
 
