@@ -182,22 +182,9 @@ def scan(cases: list[dict[str, Any]], locations: list[dict[str, Any]], *, study_
             continue
         used[members] = True
         chosen.append((i, k, int(best_L[i, k]), v))
-    reps: list[float] = []
     pvals: list[float | None] = [None] * len(chosen)
     if replications and chosen:
-        low = min(v for *_, v in chosen)
-        cstar = _thresholds(mu, geo, NL, C, min_cases, low)
-        rg = np.random.default_rng(seed)
-        maxima = np.full(replications, -np.inf)
-        for r in range(replications):
-            Sr = window_counts(rg.permutation(unit_age))
-            cr = np.cumsum(Sr[geo.order], axis=1)
-            hit = cr >= cstar
-            if hit.any():
-                ii = np.nonzero(hit)
-                maxima[r] = float(_llr(cr[ii].astype(float), mu[ii], C).max())
-        reps = maxima.tolist()
-        pvals = [float((1 + np.sum(maxima >= v * (1 - 1e-12))) / (replications + 1)) for *_, v in chosen]
+        pvals = _monte_carlo(chosen, mu, geo, NL, C, min_cases, replications, seed, window_counts, unit_age)
     clusters: list[Cluster] = []
     for n_, ((i, k, L, v), p) in enumerate(zip(chosen, pvals, strict=True)):
         if n_ > 0 and p is not None and p >= 1:
@@ -207,21 +194,60 @@ def scan(cases: list[dict[str, Any]], locations: list[dict[str, Any]], *, study_
             location_ids=[ids[j] for j in members], centre=(float(xy[i, 0]), float(xy[i, 1])), centre_id=ids[i],
             radius=float(geo.dist[i, k]), time_start=end - L, time_end=end, observed=int(c_obs[i, k, L]),
             expected=float(mu[i, k, L]), llr=v, p_value=p))
-    return ScanResult(clusters, C, replications, reps)
+    return ScanResult(clusters, C, replications)
 
 
-def _thresholds(mu: np.ndarray, geo: _Geometry, NL: np.ndarray, C: int, min_cases: int, target: float
-                ) -> np.ndarray:
-    """Least integer count per cylinder whose LLR reaches ``target`` (C + 1 where none can)."""
-    lo = np.maximum(float(min_cases), np.floor(mu) + 1.0)
-    hi = np.minimum(geo.ncirc[:, :, None].astype(float), NL[None, None, :])
-    never = (lo > hi) | (_llr(hi, mu, C) < target * (1 - 1e-12))
-    lo = np.where(never, hi, lo)
-    # invariant: answer in [lo, hi]
-    for _ in range(int(np.ceil(np.log2(C + 2))) + 1):
-        mid = np.floor((lo + hi) / 2)
-        reach = _llr(mid, mu, C) >= target * (1 - 1e-12)
-        hi = np.where(reach, mid, hi)
-        lo = np.where(reach, lo, mid + 1)
-    valid = (np.arange(mu.shape[1])[None, :] < geo.kmax[:, None])[:, :, None]
-    return np.where(never | ~valid, C + 1, hi).astype(np.int64)
+def _thresholds(mu: np.ndarray, geo: _Geometry, NL: np.ndarray, C: int, min_cases: int,
+                levels: list[float]) -> list[np.ndarray]:
+    """Per level, the least integer count per cylinder whose LLR reaches it (C + 1 where none can).
+
+    The least count only depends on mu (LLR grows with c and falls with mu for c > mu), so it is found by
+    integer bisection on the distinct mu values and mapped back."""
+    valid = np.broadcast_to((np.arange(mu.shape[1])[None, :] < geo.kmax[:, None])[:, :, None], mu.shape)
+    cap = np.minimum(geo.ncirc[:, :, None].astype(float), NL[None, None, :])
+    mu_u, inv = np.unique(mu, return_inverse=True)
+    inv = inv.reshape(mu.shape)
+    out = []
+    for level in levels:
+        tgt = level * (1 - 1e-12)
+        lo = np.maximum(float(min_cases), np.floor(mu_u) + 1.0)
+        hi = np.full_like(mu_u, float(C))
+        never_u = _llr(hi, mu_u, C) < tgt
+        for _ in range(int(np.ceil(np.log2(C + 2))) + 1):
+            mid = np.floor((lo + hi) / 2)
+            reach = _llr(mid, mu_u, C) >= tgt
+            hi = np.where(reach, mid, hi)
+            lo = np.where(reach, lo, mid + 1)
+        cs = np.where(never_u, C + 1.0, np.maximum(hi, lo))[inv]
+        out.append(np.where(valid & (cs <= cap), cs, C + 1).astype(np.int64))
+    return out
+
+
+def _monte_carlo(chosen: list[tuple[int, int, int, float]], mu: np.ndarray, geo: _Geometry, NL: np.ndarray,
+                 C: int, min_cases: int, replications: int, seed: int, window_counts: Any,
+                 unit_age: np.ndarray) -> list[float | None]:
+    """p-values of the chosen clusters: per replication the highest reported LLR that some cylinder reaches
+    (integer thresholds; replications with a higher maximum count for every lower level too)."""
+    levels = sorted({v for *_, v in chosen}, reverse=True)
+    dt = np.int16 if C + 1 < np.iinfo(np.int16).max else np.int32
+    # layout (k, centre, window): the running sum over k is a loop of contiguous row additions
+    cstars = [np.ascontiguousarray(c.transpose(1, 0, 2)).astype(dt) for c in
+              _thresholds(mu, geo, NL, C, min_cases, levels)]
+    order_t = np.ascontiguousarray(geo.order.T)
+    K = order_t.shape[0]
+    buf = np.empty((K, *order_t.shape[1:], mu.shape[2]), dtype=dt)
+    hit = np.empty(buf.shape, dtype=bool)
+    reached = np.zeros(len(levels), dtype=np.int64)
+    rg = np.random.default_rng(seed)
+    for _ in range(replications):
+        Sr = window_counts(rg.permutation(unit_age)).astype(dt)
+        np.take(Sr, order_t, axis=0, out=buf)
+        for k in range(1, K):
+            np.add(buf[k], buf[k - 1], out=buf[k])
+        for j, cs in enumerate(cstars):
+            np.greater_equal(buf, cs, out=hit)
+            if hit.any():
+                reached[j:] += 1
+                break
+    p_of = {lv: float((1 + reached[j]) / (replications + 1)) for j, lv in enumerate(levels)}
+    return [p_of[v] for *_, v in chosen]
