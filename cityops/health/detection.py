@@ -90,9 +90,22 @@ def _check(control: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _rowstats(y: np.ndarray, t: np.ndarray, lag_hi: int, B: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample SD (denominator B-1) of y[t-lag_hi .. t-lag_hi+B-1] (1-based t) per series."""
+    """Mean and sample SD (denominator B-1) of y[t-lag_hi .. t-lag_hi+B-1] (1-based t) per series.
+
+    Integer counts: from running sums in int64, the variance's numerator B*sum(y^2) - sum(y)^2 exact, so
+    the SD is one rounding from exact (R's two-pass ``sd`` agrees to ~1e-16) and exactly 0 for a flat window."""
+    first = t - 1 - lag_hi  # 0-based start of each window
+    if np.all(y == np.floor(y)) and (y.size == 0 or y.max() < 2 ** 20):
+        yi = y.astype(np.int64)
+        c1 = np.concatenate([np.zeros((y.shape[0], 1), np.int64), np.cumsum(yi, axis=1)], axis=1)
+        c2 = np.concatenate([np.zeros((y.shape[0], 1), np.int64), np.cumsum(yi * yi, axis=1)], axis=1)
+        a, b = int(first[0]), int(first[-1]) + 1  # t is a contiguous range
+        s1 = c1[:, a + B: b + B] - c1[:, a:b]
+        s2 = c2[:, a + B: b + B] - c2[:, a:b]
+        num = B * s2 - s1 * s1
+        return s1 / B, np.sqrt(num / float(B * (B - 1)))
     win = sliding_window_view(y, B, axis=1)  # win[:, i] = y[:, i : i + B]
-    ref = win[:, t - 1 - lag_hi]
+    ref = win[:, first]
     return ref.mean(axis=2), ref.std(axis=2, ddof=1)
 
 
