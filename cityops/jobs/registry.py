@@ -25,6 +25,7 @@ HANDLER_MODULES: list[str] = [
     "cityops.ai.jobs",
     "cityops.emergency.jobs_command",
     "cityops.indicators.jobs",
+    "cityops.health.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}
