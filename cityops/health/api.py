@@ -67,9 +67,9 @@ def post_counts(body: list[schemas.CountIn], principal: Principal = require("hea
 
 
 @router.post("/api/v1/health/counts/import", tags=TAG, summary="导入每日症状计数 CSV（全部或全不） Import counts CSV")
-async def import_counts(file: UploadFile = File(...), principal: Principal = require("health.report"),
-                        session: Session = UnitOfWork) -> dict[str, Any]:
-    rows = service.parse_counts_csv(await file.read())
+def import_counts(file: UploadFile = File(...), principal: Principal = require("health.report"),
+                  session: Session = UnitOfWork) -> dict[str, Any]:
+    rows = service.parse_counts_csv(file.file.read())
     return service.put_counts(session, principal, rows, loc="row")
 
 
