@@ -244,3 +244,19 @@ def test_scan_api_reproduces_satscan(client):
     r = client.post("/api/v1/health/scan", json={"cases": [{"location_id": "zz", "time": 1}], "locations": geo},
                     headers=_h(client, "cdc"))
     assert r.status_code == 422 and "location_id" in r.text
+
+
+def test_the_demo_daily_run_detected_the_injected_outbreak(db_url, session):
+    """The demo seed injects an ILI outbreak at the first street's fever clinic over its last three days; the
+    demo's daily run (run at seed time) raised a signal for that street on the last day."""
+    from cityops.health.seed import KINDS
+
+    assert KINDS[0][0] == "fever_clinic"
+    site = session.scalar(select(SentinelSite).where(SentinelSite.code.like("HS-%"), SentinelSite.kind == "fever_clinic")
+                          .order_by(SentinelSite.code))
+    assert site is not None
+    last = session.scalar(select(DailyCount.day).where(DailyCount.site_id == site.id).order_by(DailyCount.day.desc()))
+    hits = session.scalars(select(Signal).where(Signal.area_code == site.street_code, Signal.period_end == last,
+                                                Signal.syndrome == "ili", Signal.method.like("ears%"))).all()
+    assert hits, "the injected outbreak was not detected"
+    session.rollback()
