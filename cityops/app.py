@@ -34,6 +34,7 @@ DOMAIN_APIS = [
     "cityops.emergency.api_warnings",
     "cityops.emergency.pages",
     "cityops.indicators.api",
+    "cityops.health.api",
 ]
 
 OPENAPI_TAGS = [
@@ -50,6 +51,7 @@ OPENAPI_TAGS = [
     {"name": "classify", "description": "智能派单 Smart dispatch: classification, place, learning loop"},
     {"name": "emergency", "description": "应急指挥：突发事件、预案与任务、信息报告、CAP 预警、动员 Emergency command"},
     {"name": "vital-signs", "description": "城市运行体征与预警 Vital signs: indicators, devices, readings, warnings"},
+    {"name": "public-health", "description": "公共卫生监测预警：哨点、症状监测、暴发探测、预警信号 Public-health surveillance"},
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
     {"name": "emergency-planning", "description": "应急资源调度、疏散与覆盖分析 Dispatch, evacuation and coverage planning"},

@@ -318,6 +318,11 @@ NOT_SCOPED = {
     "/api/v1/indicators": "the indicator catalogue (reference data)", "/api/v1/indicators/versions": "reference data",
     "/api/v1/readings/series": "aggregates of the principal's area (test_indicators_*: area checked)",
     "/api/v1/vitals/board": "levels per street in scope (test_indicators_*)",
+    "/health": "page (its data: test_health_domain)",
+    "/api/v1/health/sites": "sentinel sites in scope (SITE_SCOPE; test_health_domain)",
+    "/api/v1/health/case-reports": "case reports in scope, masked (CASE_REPORT_SCOPE; test_health_domain)",
+    "/api/v1/health/signals": "signals in scope (SIGNAL_SCOPE; test_health_domain)",
+    "/api/v1/health/signals/kpis": "KPIs over the signals in scope (test_health_domain)",
 }
 NOT_SCOPED.update({f"/api/v1/registry/{k}/columns": "reference data" for k in REGISTRY})
 

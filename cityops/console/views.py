@@ -82,6 +82,7 @@ NAV: list[tuple[str, str, str, str]] = [
     ("console", "/", "nav.console", "console.view"),
     ("cases", "/cases", "nav.cases", "case.read"),
     ("vitals", "/vitals", "nav.vitals", "indicator.read"),
+    ("health", "/health", "nav.health", "health.read"),
     ("workstation", "/workstation", "nav.workstation", "console.view"),
     ("report", "/report", "nav.report", "case.report"),
     ("evaluation", "/evaluation", "nav.evaluation", "evaluation.read"),

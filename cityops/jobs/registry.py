@@ -27,6 +27,7 @@ HANDLER_MODULES: list[str] = [
     "cityops.emergency.jobs_command",
     "cityops.indicators.jobs",
     "cityops.security.jobs",
+    "cityops.health.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}

@@ -43,6 +43,12 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "indicator.manage": ("维护指标目录与设备", "manage the indicator catalogue and devices"),
     "reading.ingest": ("上报感知读数", "ingest sensor readings"),
     "warning.act": ("处置预警（签收、处置、解除）", "act on warnings (acknowledge, handle, lift)"),
+    # public-health surveillance
+    "health.read": ("查看公共卫生监测与预警信号", "read public-health surveillance and signals"),
+    "health.report": ("上报哨点监测数据与传染病报告", "report sentinel counts and case reports"),
+    "health.analyse": ("运行暴发探测与时空扫描", "run outbreak detection and space-time scans"),
+    "health.manage": ("维护哨点", "manage sentinel sites"),
+    "signal.act": ("处置预警信号（核实、调查、判定）", "act on signals (verify, investigate, conclude)"),
     # console
     "console.view": ("使用城运驾驶舱", "use the console"),
     # emergency command
@@ -121,4 +127,15 @@ _EMERGENCY_GRANTS: dict[str, set[str]] = {
     "cdc_analyst": _EM_READ | {"incident.report"},
 }
 for _code, _perms in _EMERGENCY_GRANTS.items():
+    ROLES[_code][2].update(_perms)
+
+# public-health surveillance (issue 11): grants added to the roles above
+_HEALTH_GRANTS: dict[str, set[str]] = {
+    "cdc_analyst": {"health.read", "health.report", "health.analyse", "health.manage", "signal.act"},
+    "district_commander": {"health.read", "health.analyse", "signal.act"},
+    "street_operator": {"health.read", "health.report", "signal.act"},
+    "community_operator": {"health.read"},
+    "emergency_commander": {"health.read", "health.analyse"},
+}
+for _code, _perms in _HEALTH_GRANTS.items():
     ROLES[_code][2].update(_perms)
