@@ -314,6 +314,10 @@ NOT_SCOPED = {
     "/api/v1/indicators": "the indicator catalogue (reference data)", "/api/v1/indicators/versions": "reference data",
     "/api/v1/readings/series": "aggregates of the principal's area (test_indicators_*: area checked)",
     "/api/v1/vitals/board": "levels per street in scope (test_indicators_*)",
+    "/api/v1/outbreak/rule-sets": "reference data",
+    "/api/v1/outbreak/outbreaks": "outbreak command objects without personal data; the figures inside are counted "
+                                  "in scope (test_outbreak_scope)",
+    "/outbreak": "page", "/outbreak/report": "the report of the principal's scope (test_outbreak_report)",
 }
 NOT_SCOPED.update({f"/api/v1/registry/{k}/columns": "reference data" for k in REGISTRY})
 

@@ -25,6 +25,7 @@ HANDLER_MODULES: list[str] = [
     "cityops.ai.jobs",
     "cityops.emergency.jobs_command",
     "cityops.indicators.jobs",
+    "cityops.outbreak.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}
