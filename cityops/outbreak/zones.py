@@ -76,8 +76,8 @@ def build_geometry(session: Session, body: ZoneIn) -> tuple[BaseGeometry, dict[s
                                         "value_error")])
         grid = pos[body.building_code][2]
         grids = _neighbours(session, grid) if body.neighbours else [grid]
-        return _grid_union(session, grids, ["body", "building_code"]), {"kind": "building",
-                                                                        "building": body.building_code, "grids": grids}
+        return _grid_union(session, grids, ["body", "building_code"]), {
+            "kind": "building", "building": body.building_code, "grids": grids, "anchor": grid}
     assert body.grid_codes
     grids = sorted(set(body.grid_codes))
     return _grid_union(session, grids, ["body", "grid_codes"]), {"kind": "grids", "grids": grids}
@@ -121,8 +121,16 @@ def create_zone(session: Session, principal: Principal, ob_ref: str | int, body:
     rs = rules.get(ob.rule_set)
     rs.zone(body.level)
     geom, built = build_geometry(session, body)
-    rp = geom.representative_point()
-    (g, c, s), = persons.locate(session, [rp.x], [rp.y])
+    # the zone's place (its scope): the building's grid, the first grid listed, or a point inside the drawing
+    anchor = built.get("anchor") or (built["grids"][0] if built.get("grids") else None)
+    if anchor is not None:
+        from cityops.geo import service as geo
+
+        c, s = geo.lineage(session, anchor)
+        g = anchor
+    else:
+        rp = geom.representative_point()
+        (g, c, s), = persons.locate(session, [rp.x], [rp.y])
     if g is None:
         raise InvalidInput([Problem("区域不在本区范围内 the zone lies outside the district", ["body"], "value_error")])
     if not scope.allows(principal, ZONE_SCOPE, area_code=g):
