@@ -57,7 +57,7 @@ function drawFigures(ob, zones) {
 }
 
 function drawMap(zones, places, cases) {
-  if (!map) map = L.map("ob-map", { zoomControl: true, attributionControl: false, preferCanvas: true });
+  if (!map) map = L.map("ob-map", { zoomControl: true, attributionControl: false });
   layers.forEach((l) => l.remove());
   const z = L.geoJSON(zones, {
     style: (f) => ({ color: LEVEL_COLORS[f.properties.level] || "#999", weight: 2, fillOpacity: 0.25,
