@@ -122,3 +122,14 @@ def under_management(category: np.ndarray, last_exposure: np.ndarray, monitoring
     contact = (category == CAT_CLOSE) | (category == CAT_SECONDARY)
     out: np.ndarray = contact & (last_exposure <= day) & (day <= monitoring_end)
     return out
+
+
+def pack(c: Categories) -> np.ndarray:
+    """The category and the three days of each person in one int64 (category << 60 | last << 40 |
+    quarantine end << 20 | monitoring end; days are < 2**20, none is 0): one column to diff."""
+    def d(v: np.ndarray) -> np.ndarray:
+        return np.where(v > 0, v, 0).astype(np.int64)
+
+    out: np.ndarray = (c.category.astype(np.int64) << 60) | (d(c.last_exposure) << 40) | \
+        (d(c.quarantine_end) << 20) | d(c.monitoring_end)
+    return out

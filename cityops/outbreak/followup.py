@@ -38,34 +38,40 @@ def due_today(session: Session, principal: Principal, ob_ref: str | int, day: dt
     ob = get_outbreak(session, ob_ref)
     rs = rules.get(ob.rule_set)
     d = day or local_day(clock.now())
-    stmt = select(TrackedPerson).where(TrackedPerson.outbreak_id == ob.id,
-                                       TrackedPerson.category.in_(("close", "secondary")),
-                                       TrackedPerson.monitoring_end >= d, scope.clause(principal, PERSON_SCOPE))
+    cols = (TrackedPerson.id, TrackedPerson.category, TrackedPerson.last_exposure_on, TrackedPerson.quarantine_end,
+            TrackedPerson.monitoring_end, TrackedPerson.community_code)
+    stmt = select(*cols).where(TrackedPerson.outbreak_id == ob.id, TrackedPerson.category.in_(("close", "secondary")),
+                               TrackedPerson.monitoring_end >= d, scope.clause(principal, PERSON_SCOPE))
     if community:
         stmt = stmt.where(TrackedPerson.community_code == community)
-    people = list(session.scalars(stmt.order_by(TrackedPerson.community_code, TrackedPerson.id)))
+    people = session.execute(stmt.order_by(TrackedPerson.community_code, TrackedPerson.id)).all()
     if not people:
         return {"day": d, "total": 0, "communities": []}
-    codes = np.array([CODE[p.category or ""] for p in people], dtype=np.int8)
-    last = np.array([p.last_exposure_on.toordinal() if p.last_exposure_on else cat.NO_DAY for p in people])
-    qend = np.array([p.quarantine_end.toordinal() if p.quarantine_end else cat.NO_DAY for p in people])
-    mend = np.array([p.monitoring_end.toordinal() if p.monitoring_end else cat.NO_DAY for p in people])
+    codes = np.array([CODE[p[1] or ""] for p in people], dtype=np.int8)
+    last = np.array([p[2].toordinal() if p[2] else cat.NO_DAY for p in people])
+    qend = np.array([p[3].toordinal() if p[3] else cat.NO_DAY for p in people])
+    mend = np.array([p[4].toordinal() if p[4] else cat.NO_DAY for p in people])
     check = cat.under_management(codes, last, mend, d.toordinal())
     test = cat.tests_due(codes, last, qend, d.toordinal(), rs)
     done = {(pid, kind) for pid, kind in session.execute(select(FollowUp.person_id, FollowUp.kind).where(
-        FollowUp.day == d, FollowUp.person_id.in_([p.id for p in people])))}
+        FollowUp.day == d, FollowUp.person_id.in_(select(TrackedPerson.id).where(TrackedPerson.outbreak_id == ob.id))))}
     groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     counts: dict[str | None, int] = defaultdict(int)
+    listed: list[tuple[int, str | None, list[str], int]] = []
     total = 0
     for k, p in enumerate(people):
-        todo = [kind for kind, flag in (("check", check[k]), ("test", test[k])) if flag and (p.id, kind) not in done]
+        pid = int(p[0])
+        todo = [kind for kind, flag in (("check", check[k]), ("test", test[k])) if flag and (pid, kind) not in done]
         if not todo:
             continue
         total += 1
-        counts[p.community_code] += 1
+        counts[p[5]] += 1
         if total <= limit:
-            groups[p.community_code].append({**persons.person_dict(p, principal, lang), "due": todo,
-                                             "quarantine_day": int(d.toordinal() - last[k])})
+            listed.append((pid, p[5], todo, int(d.toordinal() - last[k])))
+    objs = {o.id: o for o in session.scalars(select(TrackedPerson).where(
+        TrackedPerson.id.in_([x[0] for x in listed])))} if listed else {}
+    for pid, com, todo, qday in listed:
+        groups[com].append({**persons.person_dict(objs[pid], principal, lang), "due": todo, "quarantine_day": qday})
     names = _names(session)
     return {"day": d, "total": total, "communities": [
         {"community_code": c, "community_name": names.get(c or ""), "items": groups.get(c, []), "count": n}

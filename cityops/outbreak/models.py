@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -92,6 +93,8 @@ class TrackedPerson(Base):
     last_exposure_on: Mapped[dt.date | None] = mapped_column(Date)
     quarantine_end: Mapped[dt.date | None] = mapped_column(Date)
     monitoring_end: Mapped[dt.date | None] = mapped_column(Date)
+    # the four derived values packed in one integer (``categorise.pack``): what a recomputation diffs
+    cat_key: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

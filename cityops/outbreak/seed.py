@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from cityops import clock
 from cityops.outbreak import service, tracing, zones
 from cityops.outbreak.models import Outbreak
-from cityops.outbreak.schemas import CaseIn, ExposureIn, ExposuresIn, OutbreakIn, PersonIn, ZoneIn
+from cityops.outbreak.schemas import CaseIn, ExposureIn, ExposuresIn, OutbreakIn, PersonIn, PlaceIn, ZoneIn
 from cityops.security.principal import SYSTEM
 
 YUEYANG, SHESHAN = "310117001", "310117103"
@@ -53,11 +53,22 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
     a = tracing.report_case(session, SYSTEM, oid, CaseIn(person=who(yy[0]), classification="confirmed",
                                                          onset_on=today - dt.timedelta(days=5), reported_at=at(4, 9)))
     a_pid = a["person"]["id"]
+    from cityops.registry import occupancy
+
+    homes = occupancy.residences(session, [p.id_number for p in yy[:12]])
+    home_a = homes.get(yy[0].id_number)
+    work = PlaceIn(kind="point", name="岳阳街道某写字楼（演示）", lon=(home_a.lon or 121.22) + 0.004,
+                   lat=(home_a.lat or 31.0) + 0.002) if home_a else None
+    house = PlaceIn(kind="building", code=home_a.building_code, name="病例住所") if home_a and home_a.building_code \
+        else None
     ex1 = [ExposureIn(source_id=a_pid, person=who(p), kind="household" if k < 3 else "work",
-                      start_at=at(7 - k % 3, 8), end_at=at(6 - k % 3, 20)) for k, p in enumerate(yy[1:11])]
+                      place=house if k < 3 else work, start_at=at(7 - k % 3, 8), end_at=at(6 - k % 3, 20))
+           for k, p in enumerate(yy[1:11])]
     r1 = tracing.add_exposures(session, SYSTEM, oid, ExposuresIn(exposures=ex1))
     close_ids = r1["person_ids"]
-    ex2 = [ExposureIn(source_id=close_ids[k % len(close_ids)], person=who(p), kind="meal",
+    canteen = PlaceIn(kind="point", name="岳阳街道某餐馆（演示）", lon=(home_a.lon or 121.22) - 0.003,
+                      lat=(home_a.lat or 31.0) + 0.003) if home_a else None
+    ex2 = [ExposureIn(source_id=close_ids[k % len(close_ids)], person=who(p), kind="meal", place=canteen,
                       start_at=at(4, 12), end_at=at(4, 13)) for k, p in enumerate(yy[11:26])]
     tracing.add_exposures(session, SYSTEM, oid, ExposuresIn(exposures=ex2))
     b = tracing.report_case(session, SYSTEM, oid, CaseIn(person=who(ss[0]), classification="asymptomatic",
@@ -70,8 +81,6 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
     tracing.report_case(session, SYSTEM, oid, CaseIn(person_id=close_ids[3], classification="confirmed",
                                                      onset_on=today - dt.timedelta(days=2), reported_at=at(1, 10),
                                                      found_in="quarantine"))
-    from cityops.registry import occupancy
-
     res = occupancy.residences(session, [yy[0].id_number, ss[0].id_number])
     ba, bb = res[yy[0].id_number].building_code, res[ss[0].id_number].building_code
     if ba:

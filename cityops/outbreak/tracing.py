@@ -7,6 +7,7 @@ written."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import numpy as np
@@ -198,27 +199,49 @@ def add_exposures(session: Session, principal: Principal, ob_ref: str | int, bod
 # ---------------------------------------------------------------- recategorise
 
 
+def _raw(session: Session, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples straight from the driver (the graph of a large outbreak is read column-wise,
+    without building a result row object per edge), in the session's transaction. ``?`` placeholders."""
+    conn = session.connection()
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def _ordinal(v: Any) -> int:
+    if v is None:
+        return -1
+    if isinstance(v, str):
+        v = dt.date.fromisoformat(v[:10])
+    return int(v.toordinal())
+
+
 def load_graph(session: Session, ob: Outbreak, rs: rules.RuleSet) -> tuple[np.ndarray, cat.Graph]:
     """(tracked person ids, the graph in arrays) of an outbreak, read column-wise."""
-    ids = np.array(session.scalars(select(TrackedPerson.id).where(TrackedPerson.outbreak_id == ob.id)
-                                   .order_by(TrackedPerson.id)).all(), dtype=np.int64)
+    session.flush()
+    prow = _raw(session, "SELECT id FROM ob_person WHERE outbreak_id = ? ORDER BY id", (ob.id,))
+    ids = np.fromiter((r[0] for r in prow), dtype=np.int64, count=len(prow))
     n = len(ids)
-    crow = session.execute(select(OutbreakCase.person_id, OutbreakCase.classification, OutbreakCase.onset_on,
-                                  OutbreakCase.sampled_on).where(OutbreakCase.outbreak_id == ob.id)).all()
+    crow = _raw(session, "SELECT person_id, classification, onset_on, sampled_on FROM ob_case WHERE outbreak_id = ?",
+                (ob.id,))
     src_classes = rs.source_classes()
     source_start = np.full(n, cat.NONE, dtype=np.int64)
     is_case = np.zeros(n, dtype=bool)
     if crow:
         ci = np.searchsorted(ids, np.array([r[0] for r in crow], dtype=np.int64))
-        onset = np.array([r[2].toordinal() if r[2] else -1 for r in crow], dtype=np.int64)
-        sampled = np.array([r[3].toordinal() if r[3] else -1 for r in crow], dtype=np.int64)
+        onset = np.array([_ordinal(r[2]) for r in crow], dtype=np.int64)
+        sampled = np.array([_ordinal(r[3]) for r in crow], dtype=np.int64)
         src = np.array([r[1] in src_classes for r in crow], dtype=bool)
         start = cat.infectious_start(onset, sampled, rs)
         source_start[ci[src]] = start[src]
         is_case[ci] = np.array([r[1] != "discarded" for r in crow], dtype=bool)
-    e = session.execute(select(Exposure.person_id, Exposure.source_id, Exposure.start_day, Exposure.end_day)
-                        .where(Exposure.outbreak_id == ob.id)).all()
-    arr = np.array(e, dtype=np.int64).reshape(-1, 4)
+    e = _raw(session, "SELECT person_id, source_id, start_day, end_day FROM ob_exposure WHERE outbreak_id = ?", (ob.id,))
+    arr = np.fromiter(itertools.chain.from_iterable(e), dtype=np.int64, count=4 * len(e)).reshape(-1, 4)
     g = cat.Graph(n, source_start, is_case, np.searchsorted(ids, arr[:, 0]), np.searchsorted(ids, arr[:, 1]),
                   arr[:, 2], arr[:, 3])
     return ids, g
@@ -233,38 +256,29 @@ def recategorise(session: Session, ob: Outbreak) -> dict[str, Any]:
     rs = rules.get(ob.rule_set)
     ids, g = load_graph(session, ob, rs)
     res = cat.categorise(g, rs)
-    cur = session.execute(select(TrackedPerson.id, TrackedPerson.category, TrackedPerson.last_exposure_on,
-                                 TrackedPerson.quarantine_end, TrackedPerson.monitoring_end)
-                          .where(TrackedPerson.outbreak_id == ob.id).order_by(TrackedPerson.id)).all()
+    key = cat.pack(res)
+    cur = _raw(session, "SELECT id, cat_key FROM ob_person WHERE outbreak_id = ? ORDER BY id", (ob.id,))
+    old_key = np.fromiter((r[1] or 0 for r in cur), dtype=np.int64, count=len(cur))
     now = clock.now()
     codes = np.array([cat.CATEGORY_CODES[int(k)] for k in range(4)], dtype=object)
     new_cat = codes[res.category]
-    old_cat = np.array([r[1] for r in cur], dtype=object)
-
-    def ords(k: int) -> np.ndarray:
-        vals: list[Any] = [r[k] for r in cur]
-        return np.array([v.toordinal() if v else cat.NO_DAY for v in vals], dtype=np.int64)
-
-    changed = (new_cat != old_cat) | (ords(2) != res.last_exposure) | (ords(3) != res.quarantine_end) | \
-        (ords(4) != res.monitoring_end)
-    idx = np.flatnonzero(changed)
+    idx = np.flatnonzero(key != old_key)
     if len(idx):
+        old_cat = (old_key[idx] >> 60).astype(np.int8)
         rows = [{"b_id": int(ids[k]), "b_cat": new_cat[k], "b_last": _date(res.last_exposure[k]),
-                 "b_q": _date(res.quarantine_end[k]), "b_m": _date(res.monitoring_end[k]),
-                 "b_since": now if new_cat[k] != old_cat[k] else None} for k in idx]
+                 "b_q": _date(res.quarantine_end[k]), "b_m": _date(res.monitoring_end[k]), "b_key": int(key[k]),
+                 "b_since": now if int(old_cat[j]) != int(res.category[k]) else None} for j, k in enumerate(idx)]
         t: Any = TrackedPerson.__table__
+        base = update(t).where(t.c.id == bindparam("b_id"))
+        values: dict[str, Any] = dict(category=bindparam("b_cat"), last_exposure_on=bindparam("b_last"),
+                      quarantine_end=bindparam("b_q"), monitoring_end=bindparam("b_m"), cat_key=bindparam("b_key"))
         with_since = [r for r in rows if r["b_since"] is not None]
         without = [r for r in rows if r["b_since"] is None]
-        base = update(t).where(t.c.id == bindparam("b_id"))
         if with_since:
-            session.execute(base.values(category=bindparam("b_cat"), last_exposure_on=bindparam("b_last"),
-                                        quarantine_end=bindparam("b_q"), monitoring_end=bindparam("b_m"),
-                                        category_since=bindparam("b_since")), with_since,
+            session.execute(base.values(**values, category_since=bindparam("b_since")), with_since,
                             execution_options={"synchronize_session": False})
         if without:
-            session.execute(base.values(category=bindparam("b_cat"), last_exposure_on=bindparam("b_last"),
-                                        quarantine_end=bindparam("b_q"), monitoring_end=bindparam("b_m")), without,
-                            execution_options={"synchronize_session": False})
+            session.execute(base.values(**values), without, execution_options={"synchronize_session": False})
         for obj in list(session.identity_map.values()):
             if isinstance(obj, TrackedPerson):
                 session.expire(obj)

@@ -57,7 +57,13 @@ function drawFigures(ob, zones) {
 }
 
 function drawMap(zones, places, cases) {
-  if (!map) map = L.map("ob-map", { zoomControl: true, attributionControl: false });
+  if (!map) {
+    map = L.map("ob-map", { zoomControl: true, attributionControl: false });
+    api("/api/v1/areas.geojson" + qs({ level: "street", simplify_m: 60 })).then((gj) => {
+      L.geoJSON(gj, { interactive: false, style: { color: "#5c7cfa", weight: 1, fill: false, dashArray: "3 3" } })
+        .addTo(map).bringToBack();
+    }).catch(() => {});
+  }
   layers.forEach((l) => l.remove());
   const z = L.geoJSON(zones, {
     style: (f) => ({ color: LEVEL_COLORS[f.properties.level] || "#999", weight: 2, fillOpacity: 0.25,

@@ -2,7 +2,7 @@
 
 Revision ID: 0010_outbreak
 Revises: 0009_indicators
-Create Date: 2026-12-03 12:38:15.317361
+Create Date: 2026-12-03 13:08:21.822439
 """
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def upgrade() -> None:
     sa.Column('last_exposure_on', sa.Date(), nullable=True),
     sa.Column('quarantine_end', sa.Date(), nullable=True),
     sa.Column('monitoring_end', sa.Date(), nullable=True),
+    sa.Column('cat_key', sa.BigInteger(), nullable=False),
     sa.Column('created_at', cityops.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['outbreak_id'], ['ob_outbreak.id'], name=op.f('fk_ob_person_outbreak_id_ob_outbreak'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ob_person')),
