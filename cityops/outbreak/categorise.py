@@ -133,3 +133,14 @@ def pack(c: Categories) -> np.ndarray:
     out: np.ndarray = (c.category.astype(np.int64) << 60) | (d(c.last_exposure) << 40) | \
         (d(c.quarantine_end) << 20) | d(c.monitoring_end)
     return out
+
+
+def unpack(key: np.ndarray) -> Categories:
+    """The inverse of ``pack`` (a day of 0 back to ``NO_DAY``)."""
+    k = np.asarray(key, dtype=np.int64)
+    mask = np.int64((1 << 20) - 1)
+
+    def d(v: np.ndarray) -> np.ndarray:
+        return np.where(v > 0, v, NO_DAY)
+
+    return Categories((k >> 60).astype(np.int8), d((k >> 40) & mask), d((k >> 20) & mask), d(k & mask))

@@ -30,27 +30,22 @@ from cityops.outbreak.scopes import EXPOSURE_SCOPE, PERSON_SCOPE, get_case, get_
 from cityops.security import audit, scope
 from cityops.security.principal import SYSTEM, Principal
 
-CODE = {"close": cat.CAT_CLOSE, "secondary": cat.CAT_SECONDARY}
-
 
 def due_today(session: Session, principal: Principal, ob_ref: str | int, day: dt.date | None = None, *,
               community: str | None = None, lang: str = "zh", limit: int = 2000) -> dict[str, Any]:
     ob = get_outbreak(session, ob_ref)
     rs = rules.get(ob.rule_set)
     d = day or local_day(clock.now())
-    cols = (TrackedPerson.id, TrackedPerson.category, TrackedPerson.last_exposure_on, TrackedPerson.quarantine_end,
-            TrackedPerson.monitoring_end, TrackedPerson.community_code)
-    stmt = select(*cols).where(TrackedPerson.outbreak_id == ob.id, TrackedPerson.category.in_(("close", "secondary")),
-                               TrackedPerson.monitoring_end >= d, scope.clause(principal, PERSON_SCOPE))
+    stmt = select(TrackedPerson.id, TrackedPerson.cat_key, TrackedPerson.community_code).where(
+        TrackedPerson.outbreak_id == ob.id, TrackedPerson.category.in_(("close", "secondary")),
+        TrackedPerson.monitoring_end >= d, scope.clause(principal, PERSON_SCOPE))
     if community:
         stmt = stmt.where(TrackedPerson.community_code == community)
     people = session.execute(stmt.order_by(TrackedPerson.community_code, TrackedPerson.id)).all()
     if not people:
         return {"day": d, "total": 0, "communities": []}
-    codes = np.array([CODE[p[1] or ""] for p in people], dtype=np.int8)
-    last = np.array([p[2].toordinal() if p[2] else cat.NO_DAY for p in people])
-    qend = np.array([p[3].toordinal() if p[3] else cat.NO_DAY for p in people])
-    mend = np.array([p[4].toordinal() if p[4] else cat.NO_DAY for p in people])
+    u = cat.unpack(np.fromiter((p[1] or 0 for p in people), dtype=np.int64, count=len(people)))
+    codes, last, qend, mend = u.category, u.last_exposure, u.quarantine_end, u.monitoring_end
     check = cat.under_management(codes, last, mend, d.toordinal())
     test = cat.tests_due(codes, last, qend, d.toordinal(), rs)
     done = {(pid, kind) for pid, kind in session.execute(select(FollowUp.person_id, FollowUp.kind).where(
@@ -65,9 +60,9 @@ def due_today(session: Session, principal: Principal, ob_ref: str | int, day: dt
         if not todo:
             continue
         total += 1
-        counts[p[5]] += 1
+        counts[p[2]] += 1
         if total <= limit:
-            listed.append((pid, p[5], todo, int(d.toordinal() - last[k])))
+            listed.append((pid, p[2], todo, int(d.toordinal() - last[k])))
     objs = {o.id: o for o in session.scalars(select(TrackedPerson).where(
         TrackedPerson.id.in_([x[0] for x in listed])))} if listed else {}
     for pid, com, todo, qday in listed:

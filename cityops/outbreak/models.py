@@ -62,6 +62,11 @@ class Outbreak(Base):
     opened_by: Mapped[str] = mapped_column(String(120))
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     recomputed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # random tokens renewed with every change of the exposures / of the tracked persons (new ones, new
+    # derived values): in-memory copies of the graph are valid for one token (``tracing._load``); a
+    # rolled-back change takes its token with it, so a copy never outlives the rows it was read from
+    exposure_token: Mapped[str | None] = mapped_column(String(32))
+    person_token: Mapped[str | None] = mapped_column(String(32))
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -98,6 +103,7 @@ class TrackedPerson(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+Index("ix_ob_person_key", TrackedPerson.outbreak_id, TrackedPerson.id, TrackedPerson.cat_key)
 Index("ix_ob_person_street", TrackedPerson.outbreak_id, TrackedPerson.street_code, TrackedPerson.category)
 Index("ix_ob_person_community", TrackedPerson.community_code, TrackedPerson.category)
 Index("ix_ob_person_grid", TrackedPerson.grid_code)
@@ -156,7 +162,10 @@ class Exposure(Base):
     recorded_by: Mapped[str] = mapped_column(String(120))
 
 
-Index("ix_ob_exposure_outbreak", Exposure.outbreak_id, Exposure.source_id)
+# covering: a recomputation reads the whole graph from the index alone
+Index("ix_ob_exposure_graph", Exposure.outbreak_id, Exposure.person_id, Exposure.source_id, Exposure.start_day,
+      Exposure.end_day)
+Index("ix_ob_exposure_source", Exposure.source_id)
 Index("ix_ob_exposure_person", Exposure.person_id)
 
 

@@ -68,6 +68,7 @@ def resolve(session: Session, ob: Outbreak, items: Sequence[PersonIn], locs: Seq
         raise InvalidInput(problems)
     out: list[TrackedPerson] = []
     made: dict[str, TrackedPerson] = {}
+    created = False
     now = clock.now()
     for k, p in enumerate(items):
         key = p.id_number.upper() if p.id_number else None
@@ -89,9 +90,14 @@ def resolve(session: Session, ob: Outbreak, items: Sequence[PersonIn], locs: Seq
             tp = TrackedPerson(outbreak_id=ob.id, id_number=key, name=p.name, phone=p.phone, lon=p.lon, lat=p.lat,
                                grid_code=g, community_code=c, street_code=s, created_at=now)
         session.add(tp)
+        created = True
         if key:
             made[key] = tp
         out.append(tp)
+    if created:
+        import uuid
+
+        ob.person_token = uuid.uuid4().hex
     session.flush()
     return out
 

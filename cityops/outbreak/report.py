@@ -11,10 +11,12 @@ import subprocess
 from collections import Counter
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityops import clock
+from cityops.outbreak import categorise as cat
 from cityops.outbreak import followup, rules, supplies, zones
 from cityops.outbreak.days import TZ, local_day
 from cityops.outbreak.models import OutbreakCase, SituationReport, TrackedPerson
@@ -53,10 +55,11 @@ def report_data(session: Session, principal: Principal, ob_ref: str | int, day: 
     per_day = Counter((r[3] or d) for r, d in upto)
     curve = [((start + dt.timedelta(days=i)).strftime("%m-%d"), per_day.get(start + dt.timedelta(days=i), 0))
              for i in range((day - start).days + 1)]
-    managed = session.execute(select(TrackedPerson.category, TrackedPerson.last_exposure_on).where(
+    keys = session.scalars(select(TrackedPerson.cat_key).where(
         TrackedPerson.outbreak_id == ob.id, TrackedPerson.category.in_(("close", "secondary")),
-        TrackedPerson.monitoring_end >= day, TrackedPerson.last_exposure_on <= day,
-        scope.clause(principal, PERSON_SCOPE))).all()
+        TrackedPerson.monitoring_end >= day, scope.clause(principal, PERSON_SCOPE))).all()
+    u = cat.unpack(np.fromiter((k or 0 for k in keys), dtype=np.int64, count=len(keys)))
+    under = cat.under_management(u.category, u.last_exposure, u.monitoring_end, day.toordinal())
     due = followup.due_today(session, principal, ob.id, day, limit=0)
     zone_rows = zones.list_zones(session, principal, ob.id)
     sup = supplies.list_supplies(session, principal, ob.id)
@@ -65,8 +68,8 @@ def report_data(session: Session, principal: Principal, ob_ref: str | int, day: 
         "day": day, "generated_at": clock.now(), "area_code": _area(principal, ob.area_code),
         "area_name": names.get(_area(principal, ob.area_code), ""),
         "new_cases": len(new), "total_cases": len(upto), "by_class": by_class, "by_street": by_street,
-        "curve": curve, "close": sum(1 for m in managed if m[0] == "close"),
-        "secondary": sum(1 for m in managed if m[0] == "secondary"), "due_today": due["total"],
+        "curve": curve, "close": int((under & (u.category == cat.CAT_CLOSE)).sum()),
+        "secondary": int((under & (u.category == cat.CAT_SECONDARY)).sum()), "due_today": due["total"],
         "due_by_community": [{"name": c["community_name"] or c["community_code"], "count": c["count"]}
                              for c in due["communities"]],
         "zones": [z for z in zone_rows if z["level"] != "lifted"], "lifted": sum(1 for z in zone_rows

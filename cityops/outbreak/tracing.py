@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from typing import Any
 
 import numpy as np
@@ -189,6 +190,7 @@ def add_exposures(session: Session, principal: Principal, ob_ref: str | int, bod
                              start_at=e.start_at, end_at=e.end_at, start_day=day_number(e.start_at),
                              end_day=day_number(e.end_at), recorded_by=principal.username))
     session.add_all(rows)
+    ob.exposure_token = new_token()
     session.flush()
     audit.record(session, principal, "ob_exposure.add", "ob_outbreak", ob.id, detail={"n": len(rows)})
     result = recategorise(session, ob)
@@ -223,9 +225,63 @@ def _ordinal(v: Any) -> int:
 
 def load_graph(session: Session, ob: Outbreak, rs: rules.RuleSet) -> tuple[np.ndarray, cat.Graph]:
     """(tracked person ids, the graph in arrays) of an outbreak, read column-wise."""
+    ids, _keys, g = _load(session, ob, rs)
+    return ids, g
+
+
+_graph_cache: dict[tuple[str, int, str, str], tuple[np.ndarray, np.ndarray]] = {}
+_CACHE_SIZE = 8
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _remember(key: tuple[str, int, str, str], value: tuple[np.ndarray, np.ndarray]) -> None:
+    if len(_graph_cache) >= _CACHE_SIZE:
+        _graph_cache.pop(next(iter(_graph_cache)))
+    _graph_cache[key] = value
+
+
+def _persons(session: Session, ob: Outbreak) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, packed keys) of the tracked persons, from the copy of the current ``person_token``."""
+    from cityops.db import database_key
+
+    if ob.person_token is None:
+        ob.person_token = new_token()
+        session.flush()
+    key = (database_key(session), ob.id, "p", ob.person_token)
+    hit = _graph_cache.get(key)
+    if hit is not None:
+        return hit
+    prow = _raw(session, "SELECT id, COALESCE(cat_key, 0) FROM ob_person WHERE outbreak_id = ? ORDER BY id", (ob.id,))
+    flat = np.fromiter(itertools.chain.from_iterable(prow), dtype=np.int64, count=2 * len(prow)).reshape(-1, 2)
+    got = (flat[:, 0].copy(), flat[:, 1].copy())
+    _remember(key, got)
+    return got
+
+
+def _edges(session: Session, ob: Outbreak) -> np.ndarray:
+    """The exposures as an int64 array (person, source, start day, end day), from the copy of the
+    current ``exposure_token``."""
+    from cityops.db import database_key
+
+    if ob.exposure_token is None:
+        ob.exposure_token = new_token()
+        session.flush()
+    key = (database_key(session), ob.id, "e", ob.exposure_token)
+    hit = _graph_cache.get(key)
+    if hit is not None:
+        return hit[0]
+    e = _raw(session, "SELECT person_id, source_id, start_day, end_day FROM ob_exposure WHERE outbreak_id = ?", (ob.id,))
+    arr = np.fromiter(itertools.chain.from_iterable(e), dtype=np.int64, count=4 * len(e)).reshape(-1, 4)
+    _remember(key, (arr, arr))
+    return arr
+
+
+def _load(session: Session, ob: Outbreak, rs: rules.RuleSet) -> tuple[np.ndarray, np.ndarray, cat.Graph]:
     session.flush()
-    prow = _raw(session, "SELECT id FROM ob_person WHERE outbreak_id = ? ORDER BY id", (ob.id,))
-    ids = np.fromiter((r[0] for r in prow), dtype=np.int64, count=len(prow))
+    ids, keys = _persons(session, ob)
     n = len(ids)
     crow = _raw(session, "SELECT person_id, classification, onset_on, sampled_on FROM ob_case WHERE outbreak_id = ?",
                 (ob.id,))
@@ -240,11 +296,10 @@ def load_graph(session: Session, ob: Outbreak, rs: rules.RuleSet) -> tuple[np.nd
         start = cat.infectious_start(onset, sampled, rs)
         source_start[ci[src]] = start[src]
         is_case[ci] = np.array([r[1] != "discarded" for r in crow], dtype=bool)
-    e = _raw(session, "SELECT person_id, source_id, start_day, end_day FROM ob_exposure WHERE outbreak_id = ?", (ob.id,))
-    arr = np.fromiter(itertools.chain.from_iterable(e), dtype=np.int64, count=4 * len(e)).reshape(-1, 4)
+    arr = _edges(session, ob)
     g = cat.Graph(n, source_start, is_case, np.searchsorted(ids, arr[:, 0]), np.searchsorted(ids, arr[:, 1]),
                   arr[:, 2], arr[:, 3])
-    return ids, g
+    return ids, keys, g
 
 
 def _date(v: int) -> dt.date | None:
@@ -254,11 +309,9 @@ def _date(v: int) -> dt.date | None:
 def recategorise(session: Session, ob: Outbreak) -> dict[str, Any]:
     """Recompute every tracked person's category and end dates; write the rows that changed."""
     rs = rules.get(ob.rule_set)
-    ids, g = load_graph(session, ob, rs)
+    ids, old_key, g = _load(session, ob, rs)
     res = cat.categorise(g, rs)
     key = cat.pack(res)
-    cur = _raw(session, "SELECT id, cat_key FROM ob_person WHERE outbreak_id = ? ORDER BY id", (ob.id,))
-    old_key = np.fromiter((r[1] or 0 for r in cur), dtype=np.int64, count=len(cur))
     now = clock.now()
     codes = np.array([cat.CATEGORY_CODES[int(k)] for k in range(4)], dtype=object)
     new_cat = codes[res.category]
@@ -282,6 +335,10 @@ def recategorise(session: Session, ob: Outbreak) -> dict[str, Any]:
         for obj in list(session.identity_map.values()):
             if isinstance(obj, TrackedPerson):
                 session.expire(obj)
+        from cityops.db import database_key
+
+        ob.person_token = new_token()
+        _remember((database_key(session), ob.id, "p", ob.person_token), (ids, key))
     ob.recomputed_at = now
     counts = {str(k): int((new_cat == k).sum()) for k in ("case", "close", "secondary")}
     return {"changed": int(len(idx)), "categories": counts}

@@ -40,9 +40,37 @@ class Occupancy:
     elderly_alone: np.ndarray  # int64 [B]
 
 
+_cache: dict[tuple[Any, ...], Occupancy] = {}
+_CACHE_SIZE = 8
+
+
+def _stamp(session: Session) -> tuple[Any, ...]:
+    """Changes to buildings, households or persons (a new version, or one closed) change this."""
+    out: list[Any] = []
+    for m in (Building, Household, Person):
+        out.extend(session.execute(select(func.count(), func.max(m.id), func.max(m.valid_to))).one())
+    return tuple(out)
+
+
 def building_occupancy(session: Session, at: dt.datetime | None = None, *, elderly_age: int = 60,
                        area_code: str | None = None) -> Occupancy:
-    """The occupancy of every building (inside ``area_code`` when given) as of ``at``."""
+    """The occupancy of every building (inside ``area_code`` when given) as of ``at``. Results are kept
+    per database, instant and state of the three tables (``_stamp``): counting the same day again after
+    no change to the base data reads three aggregates only."""
+    from cityops.db import database_key
+
+    key = (database_key(session), at, elderly_age, area_code, _stamp(session))
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    occ = _occupancy(session, at, elderly_age=elderly_age, area_code=area_code)
+    if len(_cache) >= _CACHE_SIZE:
+        _cache.pop(next(iter(_cache)))
+    _cache[key] = occ
+    return occ
+
+
+def _occupancy(session: Session, at: dt.datetime | None, *, elderly_age: int, area_code: str | None) -> Occupancy:
     b = select(Building.code, Building.lon, Building.lat, Building.street_code, Building.community_code).where(
         _valid(Building, at), Building.lon.is_not(None), Building.lat.is_not(None))
     if area_code:

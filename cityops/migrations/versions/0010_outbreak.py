@@ -2,7 +2,7 @@
 
 Revision ID: 0010_outbreak
 Revises: 0009_indicators
-Create Date: 2026-12-03 13:08:21.822439
+Create Date: 2026-12-03 13:16:53.863474
 """
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def upgrade() -> None:
     sa.Column('opened_by', sa.String(length=120), nullable=False),
     sa.Column('ended_at', cityops.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('recomputed_at', cityops.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('exposure_token', sa.String(length=32), nullable=True),
+    sa.Column('person_token', sa.String(length=32), nullable=True),
     sa.Column('exercise', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ob_outbreak')),
     sa.UniqueConstraint('code', name=op.f('uq_ob_outbreak_code'))
@@ -74,6 +76,7 @@ def upgrade() -> None:
     with op.batch_alter_table('ob_person', schema=None) as batch_op:
         batch_op.create_index('ix_ob_person_community', ['community_code', 'category'], unique=False)
         batch_op.create_index('ix_ob_person_grid', ['grid_code'], unique=False)
+        batch_op.create_index('ix_ob_person_key', ['outbreak_id', 'id', 'cat_key'], unique=False)
         batch_op.create_index('ix_ob_person_street', ['outbreak_id', 'street_code', 'category'], unique=False)
 
     op.create_table('ob_report',
@@ -173,8 +176,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ob_exposure'))
     )
     with op.batch_alter_table('ob_exposure', schema=None) as batch_op:
-        batch_op.create_index('ix_ob_exposure_outbreak', ['outbreak_id', 'source_id'], unique=False)
+        batch_op.create_index('ix_ob_exposure_graph', ['outbreak_id', 'person_id', 'source_id', 'start_day', 'end_day'], unique=False)
         batch_op.create_index('ix_ob_exposure_person', ['person_id'], unique=False)
+        batch_op.create_index('ix_ob_exposure_source', ['source_id'], unique=False)
 
     op.create_table('ob_followup',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -227,8 +231,9 @@ def downgrade() -> None:
     op.drop_table('ob_supply')
     op.drop_table('ob_followup')
     with op.batch_alter_table('ob_exposure', schema=None) as batch_op:
+        batch_op.drop_index('ix_ob_exposure_source')
         batch_op.drop_index('ix_ob_exposure_person')
-        batch_op.drop_index('ix_ob_exposure_outbreak')
+        batch_op.drop_index('ix_ob_exposure_graph')
 
     op.drop_table('ob_exposure')
     with op.batch_alter_table('ob_case', schema=None) as batch_op:
@@ -245,6 +250,7 @@ def downgrade() -> None:
     op.drop_table('ob_report')
     with op.batch_alter_table('ob_person', schema=None) as batch_op:
         batch_op.drop_index('ix_ob_person_street')
+        batch_op.drop_index('ix_ob_person_key')
         batch_op.drop_index('ix_ob_person_grid')
         batch_op.drop_index('ix_ob_person_community')
 
