@@ -106,7 +106,7 @@ class TrackedPerson(Base):
 Index("ix_ob_person_key", TrackedPerson.outbreak_id, TrackedPerson.id, TrackedPerson.cat_key)
 Index("ix_ob_person_street", TrackedPerson.outbreak_id, TrackedPerson.street_code, TrackedPerson.category)
 Index("ix_ob_person_community", TrackedPerson.community_code, TrackedPerson.category)
-Index("ix_ob_person_grid", TrackedPerson.grid_code)
+Index("ix_ob_person_grid", TrackedPerson.outbreak_id, TrackedPerson.grid_code)
 
 
 class OutbreakCase(Base):

@@ -50,9 +50,9 @@ def report_data(session: Session, principal: Principal, ob_ref: str | int, day: 
     streets = sorted({r[1] for r, _d in upto if r[1]})
     by_street = [{"code": s, "name": names.get(s, s), "new": sum(1 for r in new if r[1] == s),
                   "total": sum(1 for r, _d in upto if r[1] == s)} for s in streets]
-    first = min(rdays) if rdays else day
+    per_day = Counter((r[3] or d) for r, d in upto)  # by onset, else by report day
+    first = min(per_day) if per_day else day
     start = max(first, day - dt.timedelta(days=44))
-    per_day = Counter((r[3] or d) for r, d in upto)
     curve = [((start + dt.timedelta(days=i)).strftime("%m-%d"), per_day.get(start + dt.timedelta(days=i), 0))
              for i in range((day - start).days + 1)]
     keys = session.scalars(select(TrackedPerson.cat_key).where(

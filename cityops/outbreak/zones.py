@@ -263,11 +263,22 @@ def populations(session: Session, zones: list[Zone], rs: rules.RuleSet,
 
 def people_inside(session: Session, principal: Principal, zones: list[Zone], ob: Outbreak) -> list[dict[str, int]]:
     """Per zone: the cases and contacts (in the principal's scope) living inside."""
-    rows = session.execute(select(TrackedPerson.lon, TrackedPerson.lat, TrackedPerson.category).where(
-        TrackedPerson.outbreak_id == ob.id, TrackedPerson.category.is_not(None), TrackedPerson.lon.is_not(None),
-        scope.clause(principal, PERSON_SCOPE))).all()
+    from cityops.geo import service as geo
+
     out = [{"cases": 0, "close": 0, "secondary": 0} for _ in zones]
-    if not rows or not zones:
+    if not zones:
+        return out
+    # only the people of the unit grids the zones touch (a person's grid holds their residence point)
+    gx = geo.indexes(session).grids
+    hits = gx.tree.query(np.asarray([z.geom for z in zones], dtype=object), predicate="intersects")[1]
+    grids = sorted({str(gx.codes[h]) for h in hits})
+    rows: list[Any] = []
+    for lo in range(0, len(grids), 500):
+        rows += session.execute(select(TrackedPerson.lon, TrackedPerson.lat, TrackedPerson.category).where(
+            TrackedPerson.outbreak_id == ob.id, TrackedPerson.grid_code.in_(grids[lo:lo + 500]),
+            TrackedPerson.category.is_not(None), TrackedPerson.lon.is_not(None),
+            scope.clause(principal, PERSON_SCOPE))).all()
+    if not rows:
         return out
     pi, zi = zonerules.members_in_zones([z.geom for z in zones], np.array([r[0] for r in rows]),
                                         np.array([r[1] for r in rows]))

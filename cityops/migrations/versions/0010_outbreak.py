@@ -2,7 +2,7 @@
 
 Revision ID: 0010_outbreak
 Revises: 0009_indicators
-Create Date: 2026-12-03 13:16:53.863474
+Create Date: 2026-12-03 13:27:24.518410
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ob_person', schema=None) as batch_op:
         batch_op.create_index('ix_ob_person_community', ['community_code', 'category'], unique=False)
-        batch_op.create_index('ix_ob_person_grid', ['grid_code'], unique=False)
+        batch_op.create_index('ix_ob_person_grid', ['outbreak_id', 'grid_code'], unique=False)
         batch_op.create_index('ix_ob_person_key', ['outbreak_id', 'id', 'cat_key'], unique=False)
         batch_op.create_index('ix_ob_person_street', ['outbreak_id', 'street_code', 'category'], unique=False)
 
