@@ -35,6 +35,8 @@ DOMAIN_APIS = [
     "cityops.emergency.pages",
     "cityops.indicators.api",
     "cityops.health.api",
+    "cityops.outbreak.api",
+    "cityops.outbreak.pages",
 ]
 
 OPENAPI_TAGS = [
@@ -50,6 +52,7 @@ OPENAPI_TAGS = [
     {"name": "evaluation", "description": "绩效评价 Evaluation"},
     {"name": "classify", "description": "智能派单 Smart dispatch: classification, place, learning loop"},
     {"name": "emergency", "description": "应急指挥：突发事件、预案与任务、信息报告、CAP 预警、动员 Emergency command"},
+    {"name": "outbreak", "description": "战时疫情指挥：病例、流调、管控区、保供、日报 Outbreak command"},
     {"name": "vital-signs", "description": "城市运行体征与预警 Vital signs: indicators, devices, readings, warnings"},
     {"name": "public-health", "description": "公共卫生监测预警：哨点、症状监测、暴发探测、预警信号 Public-health surveillance"},
     {"name": "open311", "description": "Open311 GeoReport v2"},

@@ -21,7 +21,8 @@ console = Console(stderr=True)
 DOMAIN_CLIS = ["cityops.security.cli", "cityops.registry.cli", "cityops.cases.cli", "cityops.geo.cli",
                "cityops.geo.basemap_cli",
                "cityops.jobs.cli", "cityops.console.cli", "cityops.ai.cli",
-               "cityops.emergency.cli_command", "cityops.indicators.cli"]
+               "cityops.emergency.cli_command", "cityops.indicators.cli",
+               "cityops.outbreak.cli"]
 
 
 @db_app.command("upgrade")

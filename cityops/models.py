@@ -19,6 +19,7 @@ DOMAIN_MODELS = [
     "cityops.emergency.models_command",
     "cityops.indicators.models",
     "cityops.health.models",
+    "cityops.outbreak.models",
 ]
 
 

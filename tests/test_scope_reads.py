@@ -323,6 +323,10 @@ NOT_SCOPED = {
     "/api/v1/health/case-reports": "case reports in scope, masked (CASE_REPORT_SCOPE; test_health_domain)",
     "/api/v1/health/signals": "signals in scope (SIGNAL_SCOPE; test_health_domain)",
     "/api/v1/health/signals/kpis": "KPIs over the signals in scope (test_health_domain)",
+    "/api/v1/outbreak/rule-sets": "reference data",
+    "/api/v1/outbreak/outbreaks": "outbreak command objects without personal data; the figures inside are counted "
+                                  "in scope (test_outbreak_scope)",
+    "/outbreak": "page", "/outbreak/report": "the report of the principal's scope (test_outbreak_report)",
 }
 NOT_SCOPED.update({f"/api/v1/registry/{k}/columns": "reference data" for k in REGISTRY})
 

@@ -248,3 +248,40 @@ __all__ = ["CASE_SCOPE", "CaseFilter", "aggregate", "count_cases", "export_csv",
            "handled_case_ids", "list_cases", "parse_filter", "readable_statement", "active_calendar",
            "propose_route", "resolve_category", "add_working_time", "elapsed_fraction", "case_reach",
            "link_external", "department_name", "departments", "upsert_departments"]
+
+
+# ---------------------------------------------------------------- cases opened by other domains
+
+
+def open_domain_case(session: Session, principal: Principal, *, category_code: str, lon: float, lat: float,
+                     title: str, description: str, department_code: str | None, note: str,
+                     external_id: str | None = None, urgency: str | None = None) -> dict[str, Any]:
+    """A case another domain opens for a department (outbreak supplies ...), in the caller's
+    transaction (does not commit): a referral through the one intake path (never linked to a
+    nearby case: each request is its own), accepted, registered and — with ``department_code`` —
+    dispatched by the system. Returns {"case_id", "case_no", "state"}."""
+    from cityops.security.principal import SYSTEM
+
+    cat = reference.resolve_category(session, category_code, ["category_code"])
+    where = _intake._locate_one(session, lon, lat, ["lon"])
+    res = _intake.intake(session, principal, _intake.IntakeItem(
+        source="referral", channel="api", cat=cat, lon=lon, lat=lat, where=where, at=now(), title=title[:200],
+        description=description[:4000], urgency=urgency or cat.urgency_default, external_id=external_id,
+        dedupe=False))
+    cid = int(res["case_id"])
+    act(session, SYSTEM, cid, "accept", schemas.ActionIn(note=note[:2000]))
+    act(session, SYSTEM, cid, "register", schemas.ActionIn(note=note[:2000]))
+    if department_code:
+        out = act(session, SYSTEM, cid, "dispatch", schemas.ActionIn(department_code=department_code, note=note[:2000]))
+    else:
+        out = case_detail(session, SYSTEM, cid)
+    return {"case_id": cid, "case_no": res["case_no"], "state": out.get("state")}
+
+
+def case_states(session: Session, case_ids: list[int]) -> dict[int, str]:
+    """The workflow state of each case (for domains tracking the cases they opened)."""
+    from sqlalchemy import select
+
+    if not case_ids:
+        return {}
+    return {int(i): str(s) for i, s in session.execute(select(Case.id, Case.state).where(Case.id.in_(case_ids)))}

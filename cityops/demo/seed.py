@@ -24,6 +24,7 @@ DOMAIN_SEEDS = [
     "cityops.emergency.seed_command",
     "cityops.indicators.seed",
     "cityops.health.seed",
+    "cityops.outbreak.seed",
 ]
 
 

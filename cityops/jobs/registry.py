@@ -28,6 +28,7 @@ HANDLER_MODULES: list[str] = [
     "cityops.indicators.jobs",
     "cityops.security.jobs",
     "cityops.health.jobs",
+    "cityops.outbreak.jobs",
 ]
 
 _handlers: dict[str, list[Handler]] = {}

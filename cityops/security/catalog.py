@@ -62,6 +62,11 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "warning.draft": ("起草、发布预警信息", "draft and publish public warnings"),
     "warning.approve": ("审核、调整、解除预警信息", "approve, update and cancel public warnings"),
     "mobilisation.ack": ("确认动员", "acknowledge mobilisation call-ups"),
+    # outbreak command (战时疫情处置)
+    "outbreak.read": ("查看疫情处置（病例、密接、管控区，脱敏）", "read outbreak cases, contacts and zones (masked)"),
+    "outbreak.act": ("疫情处置（登记病例与流调、划定管控区、保供、随访）",
+                     "act in an outbreak (cases, exposures, zones, supplies, follow-up)"),
+    "outbreak.command": ("启用/关闭战时疫情模式", "switch outbreak mode on and off"),
     # security administration (三权分立)
     "account.manage": ("账号管理", "manage accounts"),
     "apikey.manage": ("接口密钥管理", "manage API keys"),
@@ -138,4 +143,19 @@ _HEALTH_GRANTS: dict[str, set[str]] = {
     "emergency_commander": {"health.read", "health.analyse"},
 }
 for _code, _perms in _HEALTH_GRANTS.items():
+    ROLES[_code][2].update(_perms)
+
+# outbreak command (issue 15): grants added to the roles above
+_OUTBREAK_GRANTS: dict[str, set[str]] = {
+    "cdc_analyst": {"outbreak.read", "outbreak.act", "outbreak.command"},
+    "district_commander": {"outbreak.read", "outbreak.act", "outbreak.command"},
+    "emergency_commander": {"outbreak.read", "outbreak.act", "outbreak.command"},
+    "shift_lead": {"outbreak.read"},
+    "dispatcher": {"outbreak.read"},
+    "street_operator": {"outbreak.read", "outbreak.act"},
+    "community_operator": {"outbreak.read", "outbreak.act"},
+    "dept_handler": {"outbreak.read"},
+    "dept_leader": {"outbreak.read"},
+}
+for _code, _perms in _OUTBREAK_GRANTS.items():
     ROLES[_code][2].update(_perms)

@@ -15,7 +15,7 @@ import cityops.db
 
 
 revision = '0010_console9'
-down_revision = '0009_indicators'
+down_revision = '0010_sec17'
 branch_labels = None
 depends_on = None
 

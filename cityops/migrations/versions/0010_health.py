@@ -15,7 +15,7 @@ import cityops.db
 from sqlalchemy.dialects import postgresql
 
 revision = '0010_health'
-down_revision = '0009_indicators'
+down_revision = '0010_console9'
 branch_labels = None
 depends_on = None
 
