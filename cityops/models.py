@@ -18,6 +18,7 @@ DOMAIN_MODELS = [
     "cityops.ai.models",
     "cityops.emergency.models_command",
     "cityops.indicators.models",
+    "cityops.resources.models",
 ]
 
 

@@ -33,6 +33,11 @@ if [ -z "$BIN" ]; then
   BIN=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 fi
 
+# a broker of ours already running on the port is reused; `restart` makes a fresh one
+if [ "$cmd" = start ] && [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid" 2>/dev/null)" 2>/dev/null; then
+  echo "127.0.0.1:$PORT"
+  exit 0
+fi
 stop_broker
 mkdir -p "$STATE"
 cat > "$STATE/mosquitto.conf" <<CONF

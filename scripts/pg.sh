@@ -2,6 +2,7 @@
 # Start / stop a throwaway PostgreSQL + PostGIS cluster on 127.0.0.1 for the test suite.
 #   scripts/pg.sh start   -> prints the database URL on stdout (last line)
 #   scripts/pg.sh stop
+#   scripts/pg.sh restart -> a fresh cluster (start reuses one of ours that is running)
 # Installs postgresql + postgis with apt when missing (needs root); says so plainly when it can't.
 set -euo pipefail
 STATE=${CITYOPS_PG_STATE:-/tmp/cityops-pg}
@@ -37,6 +38,12 @@ if [ -z "$BIN" ] || ! have_postgis; then
   BIN=$(find_bin)
 fi
 
+# a cluster of ours already running here is reused (several checkouts and helpers share one; every
+# test module makes its own database); `restart` makes a fresh one
+if [ "$cmd" = start ] && [ -f "$STATE/data/postmaster.pid" ] && "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
+  echo "postgresql+psycopg://cityops@127.0.0.1:$PORT/cityops"
+  exit 0
+fi
 # stop a leftover cluster from an earlier run
 if [ -f "$STATE/data/postmaster.pid" ]; then as_pg "$BIN/pg_ctl" -D "$STATE/data" -m immediate stop >/dev/null 2>&1 || true; fi
 rm -rf "$STATE"; mkdir -p "$STATE"

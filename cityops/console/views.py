@@ -89,6 +89,7 @@ NAV: list[tuple[str, str, str, str]] = [
     ("em_warnings", "/emergency/warnings", "nav.em_warnings", "warning.read"),
     ("em_plans", "/emergency/plans", "nav.em_plans", "plan.read"),
     ("em_reporting", "/emergency/reporting", "nav.em_reporting", "incident.read"),
+    ("resources", "/resources", "nav.resources", "resource.read"),
 ]
 
 

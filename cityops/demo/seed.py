@@ -23,6 +23,7 @@ DOMAIN_SEEDS = [
     "cityops.ai.seed",
     "cityops.emergency.seed_command",
     "cityops.indicators.seed",
+    "cityops.resources.seed",
 ]
 
 

@@ -56,6 +56,13 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "warning.draft": ("起草、发布预警信息", "draft and publish public warnings"),
     "warning.approve": ("审核、调整、解除预警信息", "approve, update and cancel public warnings"),
     "mobilisation.ack": ("确认动员", "acknowledge mobilisation call-ups"),
+    # emergency resources (issue 13)
+    "resource.read": ("查看应急资源、调运与征用", "read the resource database, shipments and requisitions"),
+    "resource.manage": ("维护应急资源信息库", "maintain warehouses, teams, experts, equipment and shelters"),
+    "stock.manage": ("物资入库与盘点", "receive and adjust stock"),
+    "supply.request": ("提出物资需求", "raise supply requests"),
+    "supply.dispatch": ("物资调度与调运", "plan, commit and dispatch shipments"),
+    "requisition.manage": ("办理征用（登记、归还、补偿）", "register requisitions, returns and compensation"),
     # security administration (三权分立)
     "account.manage": ("账号管理", "manage accounts"),
     "apikey.manage": ("接口密钥管理", "manage API keys"),
@@ -121,4 +128,16 @@ _EMERGENCY_GRANTS: dict[str, set[str]] = {
     "cdc_analyst": _EM_READ | {"incident.report"},
 }
 for _code, _perms in _EMERGENCY_GRANTS.items():
+    ROLES[_code][2].update(_perms)
+
+# emergency resources (issue 13): grants added to the roles above
+_RS_ALL = {"resource.read", "resource.manage", "stock.manage", "supply.request", "supply.dispatch", "requisition.manage"}
+_RESOURCE_GRANTS: dict[str, set[str]] = {
+    "emergency_commander": _RS_ALL, "district_commander": _RS_ALL,
+    "street_operator": {"resource.read", "supply.request", "supply.dispatch"},
+    "shift_lead": {"resource.read", "supply.request"}, "dispatcher": {"resource.read", "supply.request"},
+    "dept_handler": {"resource.read"}, "dept_leader": {"resource.read", "supply.request"},
+    "community_operator": {"resource.read", "supply.request"},
+}
+for _code, _perms in _RESOURCE_GRANTS.items():
     ROLES[_code][2].update(_perms)
