@@ -18,6 +18,7 @@ def point_in(session: Any, prefix: str, k: int = 0) -> tuple[float, float]:
     grids = session.execute(select(Area.geom).where(Area.level == "grid", Area.code.startswith(prefix))
                             .order_by(Area.code)).scalars().all()
     p = grids[k % len(grids)].representative_point()
+    session.commit()  # end the read (on SQLite a session's transaction holds the write lock)
     return float(p.x), float(p.y)
 
 

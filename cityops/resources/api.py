@@ -17,7 +17,6 @@ from cityops.uow import UnitOfWork
 router = APIRouter(prefix="/api/v1/resources")
 TAGS: list[str | Enum] = ["resources"]
 REF = Path(..., min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$", description="id or code")
-ID = Path(..., ge=1, le=2**62)
 ACTION = Path(..., min_length=1, max_length=40, pattern=r"^[a-z_]+$")
 PAGE = Query(1, ge=1, le=10_000)
 SIZE = Query(100, ge=1, le=1000)
@@ -42,6 +41,7 @@ def _register(kind: str) -> None:
             session: Session = UnitOfWork) -> dict[str, Any]:
         return service.upsert(session, principal, kind, body)
 
+    put.__annotations__["body"] = model  # the body model of this kind (annotations are strings here)
     router.add_api_route(f"/{kind}", list_, methods=["GET"], tags=TAGS, summary=f"{label} in scope")
     router.add_api_route(f"/{kind}/{{ref}}", one, methods=["GET"], tags=TAGS, summary=f"{label}: one")
     router.add_api_route(f"/{kind}", put, methods=["POST"], tags=TAGS, summary=f"{label}: create or update by code")
@@ -69,13 +69,13 @@ def receive(body: schemas.StockIn, ref: str = REF, principal: Principal = requir
 
 
 @router.get("/stock/{stock_id}", tags=TAGS, summary="库存与台账 A stock row and its ledger")
-def stock(stock_id: int = ID, principal: Principal = require("resource.read"),
+def stock(stock_id: int = Path(..., ge=1, le=2**62), principal: Principal = require("resource.read"),
           session: Session = UnitOfWork) -> dict[str, Any]:
     return service.stock_detail(session, principal, stock_id)
 
 
 @router.post("/stock/{stock_id}/adjust", tags=TAGS, summary="盘点调整 Stock-taking adjustment (ledger: adjust)")
-def adjust(body: schemas.AdjustIn, stock_id: int = ID, principal: Principal = require("stock.manage"),
+def adjust(body: schemas.AdjustIn, stock_id: int = Path(..., ge=1, le=2**62), principal: Principal = require("stock.manage"),
            session: Session = UnitOfWork) -> dict[str, Any]:
     return service.adjust(session, principal, stock_id, body)
 
@@ -128,7 +128,7 @@ def list_shipments(incident: int | None = Query(None, ge=1, le=2**62), request: 
 
 @router.post("/shipments/{shipment_id}/actions/{action}", tags=TAGS,
              summary="调运单动作（按流转表）dispatch / receive / return / cancel")
-def shipment_action(body: schemas.ShipmentActionIn, shipment_id: int = ID, action: str = ACTION,
+def shipment_action(body: schemas.ShipmentActionIn, shipment_id: int = Path(..., ge=1, le=2**62), action: str = ACTION,
                     principal: Principal = require("supply.dispatch"), session: Session = UnitOfWork) -> dict[str, Any]:
     return shipments.act(session, principal, shipment_id, action, body.model_dump(exclude_none=True))
 
