@@ -174,3 +174,22 @@ def test_resource_upsert_and_bad_input(client, cmd, session):
     r = client.post(f"/api/v1/resources/warehouses/{wid}/stock", json={
         "item_code": "1000101", "item_name": "x", "unit": "件", "quantity": 1}, headers=cmd)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "item_code"]
+
+
+def test_evacuation_to_the_shelters_on_record(client, cmd, session):
+    from sqlalchemy import select
+
+    from cityops.resources.models import Shelter
+
+    r = client.post("/api/v1/resources/shelters/evacuate", json={"area_code": YUEYANG, "travel": "euclidean"},
+                    headers=cmd)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    cap = {f"S{i}": c - o for i, c, o in session.execute(select(Shelter.id, Shelter.capacity, Shelter.occupancy))}
+    session.rollback()
+    used: dict[str, int] = {}
+    for a in out["assignments"]:
+        used[a["shelter"]] = used.get(a["shelter"], 0) + a["people"]
+        assert a["shelter_code"]
+    assert all(n <= cap[s] for s, n in used.items())  # no shelter over capacity
+    assert out["assigned"] + sum(u["people"] for u in out["unassigned"]) == out["total_people"]

@@ -51,6 +51,12 @@ for _k in KINDS:
     _register(_k)
 
 
+@router.post("/shelters/evacuate", tags=TAGS, summary="疏散到在册避难场所 Evacuate affected grids to the shelters on record")
+def evacuate(body: schemas.EvacuateIn, principal: Principal = require("supply.dispatch"),
+             session: Session = UnitOfWork) -> dict[str, Any]:
+    return service.evacuate(session, principal, body)
+
+
 @router.get("/map", tags=TAGS, summary="资源一张图 Warehouses (stock levels), teams, shelters, equipment in scope")
 def resource_map(principal: Principal = require("resource.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return service.resource_map(session, principal)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -196,3 +196,10 @@ class RequisitionActionIn(_In):
     payment_ref: str | None = Field(None, max_length=60)
     reason: str | None = Field(None, max_length=300)
     note: str | None = Field(None, max_length=300)
+
+
+class EvacuateIn(_In):
+    area_code: str | None = Field(None, pattern=r"^\d{6,15}$", description="受影响区域 affected area (its unit grids)")
+    grids: list[Annotated[str, Field(pattern=r"^\d{15}$")]] | None = Field(None, max_length=5000)
+    travel: Literal["network", "euclidean"] = "network"
+    max_minutes: float | None = Field(None, gt=0, le=1440, allow_inf_nan=False)

@@ -227,3 +227,26 @@ def resource_map(session: Session, principal: Principal) -> dict[str, Any]:
     for e in session.scalars(readable(principal, Equipment).order_by(Equipment.id)):
         out_["equipment"].append(pt(e, kind=e.kind, quantity=e.quantity, status=e.status))
     return out_
+
+
+def evacuate(session: Session, principal: Principal, body: schemas.EvacuateIn) -> dict[str, Any]:
+    """Evacuation to the shelters on record: every shelter in scope that is standby or open, with
+    its free places (capacity − occupancy), through the emergency evacuation optimiser."""
+    from cityops.emergency import schemas as em
+    from cityops.emergency import service as em_service
+
+    rows = [s for s in session.scalars(readable(principal, Shelter).where(Shelter.status.in_(("standby", "open")))
+                                       .order_by(Shelter.id)) if s.capacity - s.occupancy > 0]
+    if not rows:
+        raise InvalidInput([Problem("范围内没有可用的避难场所 no shelter with free places in scope", ["body"],
+                                    "no_shelter")])
+    names = {f"S{s.id}": (s.code, s.name) for s in rows}
+    res = em_service.evacuate(session, principal, em.EvacuateIn(
+        area_code=body.area_code, grids=body.grids, sources=None, travel=body.travel, max_minutes=body.max_minutes,
+        unassigned_penalty=1e6,
+        shelters=[em.ShelterIn(id=f"S{s.id}", x=s.lon, y=s.lat, capacity=s.capacity - s.occupancy) for s in rows]))
+    for a in res["assignments"]:
+        a["shelter_code"], a["shelter_name"] = names[a["shelter"]]
+    for s in res["shelters"]:
+        s["code"], s["name"] = names[s["id"]]
+    return res
