@@ -37,6 +37,8 @@ DOMAIN_APIS = [
     "cityops.health.api",
     "cityops.outbreak.api",
     "cityops.outbreak.pages",
+    "cityops.resources.api",
+    "cityops.resources.pages",
 ]
 
 OPENAPI_TAGS = [
@@ -58,6 +60,7 @@ OPENAPI_TAGS = [
     {"name": "open311", "description": "Open311 GeoReport v2"},
     {"name": "console", "description": "城运驾驶舱 Console data"},
     {"name": "emergency-planning", "description": "应急资源调度、疏散与覆盖分析 Dispatch, evacuation and coverage planning"},
+    {"name": "resources", "description": "应急资源信息库：仓储台账、调运、征用、避难场所 Resource database, stock ledger, shipments, requisition"},
     {"name": "notifications", "description": "站内消息 In-app notifications"},
     {"name": "webhooks", "description": "推送订阅与后台任务 Webhooks, outbox and job status"},
 ]

@@ -20,6 +20,7 @@ DOMAIN_MODELS = [
     "cityops.indicators.models",
     "cityops.health.models",
     "cityops.outbreak.models",
+    "cityops.resources.models",
 ]
 
 

@@ -57,6 +57,7 @@ class World:
     callups: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
     early_warnings: dict[int, tuple[str | None, set[str]]] = field(default_factory=dict)
     devices: dict[int, str | None] = field(default_factory=dict)
+    resources: dict[str, dict[int, str | None]] = field(default_factory=dict)  # kind -> id -> grid code
 
 
 def _some_warnings(db_url: str) -> None:
@@ -132,6 +133,12 @@ def world(db_url) -> World:
             select(EarlyWarning.id, EarlyWarning.grid_code, EarlyWarning.community_code, EarlyWarning.street_code,
                    EarlyWarning.owner_department_code))}
         w.devices = dict(s.execute(select(Device.id, Device.grid_code)).all())
+        from cityops.resources import models as rs
+
+        for kind, m in (("warehouses", rs.Warehouse), ("teams", rs.Team), ("experts", rs.Expert),
+                        ("equipment", rs.Equipment), ("shelters", rs.Shelter), ("requests", rs.SupplyRequest),
+                        ("shipments", rs.Shipment), ("requisitions", rs.Requisition)):
+            w.resources[kind] = dict(s.execute(select(m.id, m.grid_code)).all())
     return w
 
 
@@ -266,6 +273,12 @@ READS.update({
     "/api/v1/devices": Read("indicator.read", {"page_size": 1000}, None, lambda j: j["total"],
                             _located(lambda w: w.devices)),
 })
+for _k in ("warehouses", "teams", "experts", "equipment", "shelters", "requests", "shipments", "requisitions"):
+    READS[f"/api/v1/resources/{_k}"] = Read("resource.read", {"page_size": 1000}, _items(), lambda j: j["total"],
+                                            _located(lambda w, k=_k: w.resources[k]),
+                                            f"/api/v1/resources/{_k}/{{id}}" if _k != "shipments" else None)
+READS["/api/v1/resources/map"] = Read("resource.read", {}, lambda j: [int(x["id"]) for x in j["shelters"]], None,
+                                      _located(lambda w: w.resources["shelters"]))
 for _k in REGISTRY:
     _perm = "person.read" if _k == "persons" else "registry.read"
     READS[f"/api/v1/registry/{_k}"] = Read(_perm, {"page_size": 500}, _items(), lambda j: j["total"],
@@ -314,7 +327,8 @@ NOT_SCOPED = {
     "/api/v1/emergency/reporting/reach": "times of the incidents in scope (test_emergency_reporting)",
     "/api/v1/emergency/warnings/feed.atom": "public CAP feed (published warnings)", "/emergency": "page",
     "/emergency/plans": "page", "/emergency/reporting": "page", "/emergency/tasks": "page",
-    "/emergency/warnings": "page", "/vitals": "page",
+    "/emergency/warnings": "page", "/vitals": "page", "/resources": "page",
+    "/api/v1/resources/expiring": "stock rows of the warehouses in scope (test_resources_flows)",
     "/api/v1/indicators": "the indicator catalogue (reference data)", "/api/v1/indicators/versions": "reference data",
     "/api/v1/readings/series": "aggregates of the principal's area (test_indicators_*: area checked)",
     "/api/v1/vitals/board": "levels per street in scope (test_indicators_*)",

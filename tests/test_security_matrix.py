@@ -114,6 +114,18 @@ def _warnings(session: Any, m: re.Match[str]) -> dict[str, tuple[str, str]] | No
     return {"warning_id": ids} if ids else None
 
 
+def _resources(session: Any, m: re.Match[str]) -> dict[str, tuple[str, str]] | None:
+    try:
+        from cityops.resources import models as rs
+    except ImportError:
+        return None
+    model = {"warehouses": rs.Warehouse, "teams": rs.Team, "experts": rs.Expert, "equipment": rs.Equipment,
+             "shelters": rs.Shelter, "requests": rs.SupplyRequest, "requisitions": rs.Requisition,
+             "shipments": rs.Shipment}[m.group(1)]
+    ids = _ids_in_areas(session, model.id, model.grid_code)
+    return {m.group(2): ids} if ids else None
+
+
 # path regex -> provider(session, match) -> {param: (in-scope value, out-of-scope value)}; extend for new domains
 SCOPE_CASES: list[tuple[str, Callable[[Any, re.Match[str]], dict[str, tuple[str, str]] | None]]] = [
     (r"^/api/v1/security/accounts/\{account_id\}", lambda s, m: {"account_id": _account_ids(s)}),
@@ -122,6 +134,8 @@ SCOPE_CASES: list[tuple[str, Callable[[Any, re.Match[str]], dict[str, tuple[str,
     (r"^/api/v1/emergency/(incidents|tasks|warnings|mobilisation)/\{(incident|task_id|warning_id|callup_id)\}",
      _emergency),
     (r"^/api/v1/warnings/\{warning_id\}", _warnings),
+    (r"^/api/v1/resources/(warehouses|teams|experts|equipment|shelters|requests|requisitions|shipments)/"
+     r"\{(ref|shipment_id)\}", _resources),
     # (the console's /cases/{case_id} is a page shell answering 200 for any id; its data comes from the API)
 ]
 # request bodies that pass validation so that an out-of-scope object reaches the service (404)
@@ -129,6 +143,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/security/accounts/{account_id}/roles"): {"roles": ["supervisor"]},
     ("PATCH", "/api/v1/security/accounts/{account_id}"): {"display_name": "矩阵测试"},
     ("POST", "/api/v1/cases/{case}/consultations"): {"body": "矩阵测试"},
+    ("POST", "/api/v1/resources/warehouses/{ref}/stock"): {"item_code": "1010101", "item_name": "饮用水", "unit": "箱",
+                                                         "quantity": 1},
     ("POST", "/api/v1/emergency/incidents/{incident}/reports"): {"level": "district", "channel": "phone",
                                                                  "kind": "follow_up"},
 }

@@ -92,12 +92,14 @@ NAV: list[tuple[str, str, str, str]] = [
     ("em_plans", "/emergency/plans", "nav.em_plans", "plan.read"),
     ("em_reporting", "/emergency/reporting", "nav.em_reporting", "incident.read"),
     ("outbreak", "/outbreak", "nav.outbreak", "outbreak.read"),
+    ("resources", "/resources", "nav.resources", "resource.read"),
 ]
 
 
 # entries reached from their parent's page (its tabs): in the top bar only for an account that may
 # not open the parent
-NAV_PARENT: dict[str, str] = {"em_warnings": "emergency", "em_plans": "emergency", "em_reporting": "emergency"}
+NAV_PARENT: dict[str, str] = {"em_warnings": "emergency", "em_plans": "emergency", "em_reporting": "emergency",
+                              "resources": "emergency"}
 
 
 def nav_for(principal: Principal | None) -> list[tuple[str, str, str]]:

@@ -25,6 +25,7 @@ DOMAIN_SEEDS = [
     "cityops.indicators.seed",
     "cityops.health.seed",
     "cityops.outbreak.seed",
+    "cityops.resources.seed",
 ]
 
 

@@ -67,6 +67,13 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "outbreak.act": ("疫情处置（登记病例与流调、划定管控区、保供、随访）",
                      "act in an outbreak (cases, exposures, zones, supplies, follow-up)"),
     "outbreak.command": ("启用/关闭战时疫情模式", "switch outbreak mode on and off"),
+    # emergency resources (issue 13)
+    "resource.read": ("查看应急资源、调运与征用", "read the resource database, shipments and requisitions"),
+    "resource.manage": ("维护应急资源信息库", "maintain warehouses, teams, experts, equipment and shelters"),
+    "stock.manage": ("物资入库与盘点", "receive and adjust stock"),
+    "supply.request": ("提出物资需求", "raise supply requests"),
+    "supply.dispatch": ("物资调度与调运", "plan, commit and dispatch shipments"),
+    "requisition.manage": ("办理征用（登记、归还、补偿）", "register requisitions, returns and compensation"),
     # security administration (三权分立)
     "account.manage": ("账号管理", "manage accounts"),
     "apikey.manage": ("接口密钥管理", "manage API keys"),
@@ -158,4 +165,16 @@ _OUTBREAK_GRANTS: dict[str, set[str]] = {
     "dept_leader": {"outbreak.read"},
 }
 for _code, _perms in _OUTBREAK_GRANTS.items():
+    ROLES[_code][2].update(_perms)
+
+# emergency resources (issue 13): grants added to the roles above
+_RS_ALL = {"resource.read", "resource.manage", "stock.manage", "supply.request", "supply.dispatch", "requisition.manage"}
+_RESOURCE_GRANTS: dict[str, set[str]] = {
+    "emergency_commander": _RS_ALL, "district_commander": _RS_ALL,
+    "street_operator": {"resource.read", "supply.request", "supply.dispatch"},
+    "shift_lead": {"resource.read", "supply.request"}, "dispatcher": {"resource.read", "supply.request"},
+    "dept_handler": {"resource.read"}, "dept_leader": {"resource.read", "supply.request"},
+    "community_operator": {"resource.read", "supply.request"},
+}
+for _code, _perms in _RESOURCE_GRANTS.items():
     ROLES[_code][2].update(_perms)
