@@ -18,4 +18,4 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/resources", response_class=HTMLResponse)
 def resources_page(request: Request, principal: Principal = require_page("resource.read")) -> Response:
-    return render(request, "rs_map.html", "resources", principal)
+    return render(request, "rs_map.html", "resources", principal, tab="resources")
