@@ -146,6 +146,8 @@ def scan(cases: list[dict[str, Any]], locations: list[dict[str, Any]], *, study_
     if C == 0:
         return ScanResult([], 0, replications)
     n_t = end - start + 1
+    if n_t > 200_000:
+        raise ScanInputError("cases.time", f"study period of {n_t} time units is too long (at most 200,000)")
     maxL = max(1, int(np.floor(max_temporal_share * n_t + 1e-9)))
     nz = np.bincount(loc, weights=cnt, minlength=Lz).astype(np.int64)
     geo = _geometry(xy, nz, max_spatial_share * C, max_radius)

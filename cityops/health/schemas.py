@@ -14,15 +14,15 @@ Method = Literal["earsC1", "earsC2", "earsC3", "earsC3_textbook", "cusum", "farr
 class SeriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | int
-    observed: list[int] = Field(..., min_length=1, max_length=20_000)
+    observed: list[int] = Field(..., min_length=1, max_length=20_000)  # each 0 .. 1e9 (checked below)
     dates: list[dt.date] | None = None
     freq: int = Field(52, ge=1, le=366)
     start: list[int] | None = Field(None, min_length=2, max_length=2)
 
     @model_validator(mode="after")
     def _same_length(self) -> SeriesIn:
-        if any(v < 0 for v in self.observed):
-            raise ValueError("observed: 计数不能为负 counts must be non-negative")
+        if any(v < 0 or v > 10**9 for v in self.observed):
+            raise ValueError("observed: 计数须在 0 到 1e9 之间 counts must be in 0 .. 1e9")
         if self.dates is not None and len(self.dates) != len(self.observed):
             raise ValueError("dates: 日期与计数长度不同 dates and observed differ in length (ragged series)")
         return self
@@ -45,8 +45,8 @@ class CaseIn(BaseModel):
 class LocationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     location_id: str | int
-    x: float | None = None
-    y: float | None = None
+    x: float | None = Field(None, allow_inf_nan=False, ge=-1e9, le=1e9)
+    y: float | None = Field(None, allow_inf_nan=False, ge=-1e9, le=1e9)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
 
@@ -66,7 +66,7 @@ class ScanIn(BaseModel):
     max_temporal_share: float = Field(0.5, gt=0, le=1)
     min_cases: int = Field(2, ge=1)
     replications: int = Field(999, ge=0, le=99_999)
-    seed: int = 1
+    seed: int = Field(1, ge=0, le=2**63 - 1)
 
 
 class SiteIn(BaseModel):

@@ -68,6 +68,9 @@ def detect(body: dict[str, Any]) -> dict[str, Any]:
             if e.field.startswith("series"):
                 loc = ["body", "series", i, *e.field.split(".")[1:]]
             raise InvalidInput([Problem(e.reason, loc)]) from e
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError) as e:
+            raise InvalidInput([Problem(f"控制参数无效 invalid control parameters: {str(e)[:200]}",
+                                        ["body", "control"])]) from e
         item: dict[str, Any] = {"id": s["id"], "t": r.t.tolist(), "upperbound": _nulls(r.upperbound[0]),
                                 "alarm": [None if np.isnan(a) else int(a) for a in r.alarm[0]]}
         for k, v in r.extras.items():
@@ -88,6 +91,8 @@ def run_scan(body: dict[str, Any]) -> dict[str, Any]:
                 return dt.date.fromisoformat(v).toordinal()
             except ValueError as e:
                 raise InvalidInput([Problem("日期格式错误 not an ISO date", where)]) from e
+        if not -10**9 <= int(v) <= 10**9:
+            raise InvalidInput([Problem("时间超出范围 time out of range (|t| <= 1e9)", where)])
         return int(v)
 
     conv = [{**c, "time": tnum(c["time"], ["body", "cases", i, "time"])} for i, c in enumerate(cases)]
@@ -99,6 +104,8 @@ def run_scan(body: dict[str, Any]) -> dict[str, Any]:
                         replications=body.get("replications", 999), seed=body.get("seed", 1))
     except scan.ScanInputError as e:
         raise InvalidInput([Problem(e.reason, ["body", *e.field.split(".")])]) from e
+    except (ValueError, OverflowError, MemoryError) as e:
+        raise InvalidInput([Problem(f"扫描参数无效 invalid scan input: {str(e)[:200]}", ["body"])]) from e
 
     def tout(v: int) -> Any:
         return dt.date.fromordinal(v).isoformat() if as_dates else v
@@ -122,7 +129,12 @@ def put_sites(session: Session, principal: Principal, rows: list[dict[str, Any]]
     from cityops.geo import service as geo
 
     probs: list[Problem] = []
+    first_at: dict[str, int] = {}
     for i, r in enumerate(rows):
+        if r["code"] in first_at:
+            probs.append(Problem(f"与第 {first_at[r['code']]} 项重复 duplicate of item {first_at[r['code']]}",
+                                 ["body", i, "code"]))
+        first_at.setdefault(r["code"], i)
         if r.get("kind") not in SITE_KINDS:
             probs.append(Problem(f"未知哨点类型 unknown kind; one of {', '.join(SITE_KINDS)}", ["body", i, "kind"]))
     hits = geo.locate_many(session, np.array([float(r["lon"]) for r in rows]),
@@ -154,6 +166,7 @@ def put_counts(session: Session, principal: Principal, rows: list[dict[str, Any]
     sites = {s.code: s for s in session.scalars(select(SentinelSite))}
     probs: list[Problem] = []
     clean = []
+    seen: dict[tuple[int, dt.date, str], int] = {}
     for i, r in enumerate(rows):
         at: list[str | int] = [loc, i]
         site = sites.get(str(r.get("site")))
@@ -168,7 +181,7 @@ def put_counts(session: Session, principal: Principal, rows: list[dict[str, Any]
             continue
         try:
             n = int(str(r.get("count")))
-            if n < 0:
+            if n < 0 or n > 10**9:
                 raise ValueError
         except ValueError:
             probs.append(Problem("计数须为非负整数 count must be a non-negative integer", [*at, "count"]))
@@ -177,7 +190,7 @@ def put_counts(session: Session, principal: Principal, rows: list[dict[str, Any]
         if visits not in (None, ""):
             try:
                 visits = int(str(visits))
-                if visits < n:
+                if visits < n or visits > 10**9:
                     raise ValueError
             except ValueError:
                 probs.append(Problem("就诊数须为不小于计数的整数 visits must be an integer >= count", [*at, "visits"]))
@@ -185,6 +198,11 @@ def put_counts(session: Session, principal: Principal, rows: list[dict[str, Any]
         else:
             visits = None
         if site is not None:
+            key = (site.id, day, str(r["syndrome"]))
+            if key in seen:
+                probs.append(Problem(f"与第 {seen[key]} 行重复 duplicate of row {seen[key]}", [*at, "day"]))
+                continue
+            seen[key] = i
             clean.append((site, day, str(r["syndrome"]), n, visits))
     if probs:
         raise InvalidInput(probs)
