@@ -2,8 +2,8 @@
 
 Per backend a fresh database (schema from the models) gets audit rows appended the way the write
 paths append them — ``audit.record`` (one row) and ``audit.record_many`` (a batch of 32, as the
-group-commit writer does) in their own committed transaction — alternately in two modes, round
-after round so that the machine's noise falls on both alike:
+group-commit writer does) in their own committed transaction — alternately in two modes (who goes first
+alternates too), round after round so that the machine's noise falls on both alike:
 
 * ``unkeyed``: the chain before issue 17 (plain SHA-256; SQLite: the UPDATE / DELETE triggers only);
 * ``keyed``: this code (HMAC-SHA256 with the key outside the database; SQLite: also the BEFORE
@@ -53,19 +53,20 @@ def _legacy(prev_hash: str, *args: Any, key: bytes | None = None) -> str:
     return audit.legacy_row_hash(prev_hash, *args)
 
 
-def _timed(n: int, batch: int) -> float:
-    """Microseconds per row of ``n`` rows appended in committed steps of ``batch`` rows."""
+def _timed(n: int, batch: int) -> tuple[float, float]:
+    """Microseconds per row (wall, and this process's CPU — SQLite's own work included, not the
+    PostgreSQL server's) of ``n`` rows appended in committed steps of ``batch`` rows."""
     from cityops.db import session_scope
     from cityops.security import audit
     from cityops.security.principal import Principal
 
     p = Principal(username="bench_writer", roles=frozenset({"dispatcher"}), account_id=7, source_ip="10.0.0.9")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, n, batch):
         with session_scope() as s:
             audit.record_many(s, [audit.Entry(p, "case.create", "case", i + j, detail={"i": i + j, "城": "松江"})
                                   for j in range(batch)])
-    return (time.perf_counter() - t0) / n * 1e6
+    return (time.perf_counter() - t0) / n * 1e6, (time.process_time() - c0) / n * 1e6
 
 
 def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -78,14 +79,17 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     load_all().metadata.create_all(engine)
     engine.dispose()
     use_database(url)
-    res: dict[str, dict[str, list[float]]] = {m: {"single_us": [], "batch32_us_per_row": []}
-                                              for m in ("unkeyed", "keyed")}
+    names = ("single_us", "single_cpu_us", "batch32_us_per_row", "batch32_cpu_us_per_row")
+    res: dict[str, dict[str, list[float]]] = {m: {k: [] for k in names} for m in ("unkeyed", "keyed")}
     try:
-        for _r in range(args.rounds):
-            for mode in ("unkeyed", "keyed"):
+        for r in range(args.rounds):
+            for mode in (("unkeyed", "keyed") if r % 2 == 0 else ("keyed", "unkeyed")):  # alternate who goes first
                 _mode(mode == "keyed")
-                res[mode]["single_us"].append(_timed(args.n, 1))
-                res[mode]["batch32_us_per_row"].append(_timed(args.n * 8, 32))
+                for label, batch, n in (("single", 1, args.n), ("batch32", 32, args.n * 8)):
+                    wall, cpu = _timed(n, batch)
+                    suffix = "" if batch == 1 else "_per_row"
+                    res[mode][f"{label}_us{suffix}"].append(wall)
+                    res[mode][f"{label}_cpu_us{suffix}"].append(cpu)
         from cityops.db import session_scope
         from cityops.security import anchors
 
@@ -105,7 +109,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     for mode, figs in res.items():
         for k, v in figs.items():
             out[f"{mode}_{k}"] = round(statistics.median(v), 1)
-    for k in ("single_us", "batch32_us_per_row"):
+    for k in names:
         out[f"keyed_vs_unkeyed_{k}"] = round(out[f"keyed_{k}"] / out[f"unkeyed_{k}"], 3)
     print(f"[{backend}] {out}", file=sys.stderr, flush=True)
     return out
