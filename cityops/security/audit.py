@@ -53,6 +53,7 @@ def _iso(at: dt.datetime) -> str:
 
 _key_lock = threading.Lock()
 _keys: dict[tuple[str, str], bytes] = {}
+_macs: dict[bytes, hmac.HMAC] = {}
 
 
 def key_file_path() -> Path:
@@ -103,7 +104,13 @@ def row_hash(prev_hash: str, seq: int, at: dt.datetime, username: str, account_i
     """HMAC-SHA256 (RFC 2104) of (previous hash | canonical content) with the audit key."""
     msg = _content(prev_hash, seq, at, username, account_id, roles, action, object_type, object_id, result,
                    source_ip, detail)
-    return hmac.new(key if key is not None else audit_key(), msg, hashlib.sha256).hexdigest()
+    k = key if key is not None else audit_key()
+    base = _macs.get(k)
+    if base is None:  # the keyed inner/outer state, computed once per key (copy() is cheap)
+        base = _macs[k] = hmac.new(k, digestmod=hashlib.sha256)
+    h = base.copy()
+    h.update(msg)
+    return h.hexdigest()
 
 
 def legacy_row_hash(prev_hash: str, seq: int, at: dt.datetime, username: str, account_id: int | None, roles: str,
