@@ -77,7 +77,8 @@ def _login(page, base, user):
     page.fill("#password", user[1])
     page.click("button[type=submit]")
     # the first sign-in of a session meets a cold server (console snapshot, caches): be patient
-    page.wait_for_url(re.compile(r"^" + re.escape(base) + r"/(\?.*)?$"), wait_until="commit", timeout=60_000)
+    # (a phone lands on 我的任务, /m)
+    page.wait_for_url(re.compile(r"^" + re.escape(base) + r"/(m)?(\?.*)?$"), wait_until="commit", timeout=60_000)
 
 
 def _outside(base, bad):

@@ -154,7 +154,7 @@ def _login(page, base, user):
     page.fill("#password", user[1])
     page.click("button[type=submit]")
     try:
-        page.wait_for_url(base + "/", timeout=10_000)
+        page.wait_for_url(re.compile("^" + re.escape(base) + r"/(m)?$"), timeout=10_000)  # a phone lands on /m
     except sync_api.TimeoutError:
         err = page.locator("#login-error")
         raise AssertionError(f"sign-in of {user[0]} failed: {err.inner_text() if err.is_visible() else page.url}")
