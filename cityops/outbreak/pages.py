@@ -30,5 +30,8 @@ def report_page(request: Request, outbreak: int = Query(..., ge=1, le=2**62),
                 date: dt.date | None = Query(None), principal: Principal = require_page("outbreak.read"),
                 session: Session = UnitOfWork) -> Response:
     day = date or service.local_day(service.clock.now())
-    html = report.render_html(report.report_data(session, principal, outbreak, day), standalone=True)
+    from cityops.console.views import static_url
+
+    html = report.render_html(report.report_data(session, principal, outbreak, day), standalone=True,
+                              css_links=[static_url("console", "briefing.css"), static_url("console", "outbreak.css")])
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

@@ -79,7 +79,10 @@ def report_data(session: Session, principal: Principal, ob_ref: str | int, day: 
     }
 
 
-def render_html(data: dict[str, Any], lang: str = "zh", *, standalone: bool = True) -> str:
+def render_html(data: dict[str, Any], lang: str = "zh", *, standalone: bool = True,
+                css_links: list[str] | None = None) -> str:
+    """The report document: CSS inlined (the PDF), or with ``css_links`` linked stylesheets (the
+    console page, under the console's style-src 'self')."""
     from cityops.console import charts
     from cityops.console.views import STATIC_DIR, templates
 
@@ -87,9 +90,9 @@ def render_html(data: dict[str, Any], lang: str = "zh", *, standalone: bool = Tr
                                         width=900, height=190, color="#b3141c"),
            "by_class": charts.hbar_chart([(c["label"], c["total"]) for c in data["by_class"]], "累计病例（按分类）",
                                          light=True, width=420)}
-    css = (STATIC_DIR / "briefing.css").read_text(encoding="utf-8") if standalone else ""
+    css = (STATIC_DIR / "briefing.css").read_text(encoding="utf-8") if standalone and not css_links else ""
     tpl = templates.get_template("ob_report_doc.html" if standalone else "_ob_report_body.html")
-    return tpl.render(d=data, fig=fig, css=css, lang=lang, standalone=standalone,
+    return tpl.render(d=data, fig=fig, css=css, css_links=css_links or [], lang=lang, standalone=standalone,
                       day_text=data["day"].isoformat(),
                       generated_text=data["generated_at"].astimezone(TZ).strftime("%Y-%m-%d %H:%M"))
 

@@ -9,7 +9,7 @@ let layers = [];
 let current = null;
 
 function levelBadge(z) {
-  return el("span", { class: "ob-badge", style: `background:${LEVEL_COLORS[z.level] || "#555"}` }, z.level_label);
+  return el("span", { class: `ob-badge lv-${z.level}` }, z.level_label);
 }
 
 async function init() {
