@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 10000
     # PostgreSQL: statement timeout of interactive (request) transactions, 0 = none
     pg_statement_timeout_ms: int = 20000
+    # the live console's 30-day 按期结案率 is re-evaluated at most this often (seconds; 0 = every poll)
+    console_ontime_ttl_s: float = 60.0
     district_code: str = "310117"
     timezone: str = "Asia/Shanghai"
     secret_key: str = "change-me-in-production-cityops"

@@ -22,6 +22,8 @@ PG_URL = os.environ.get("CITYOPS_TEST_DATABASE_URL", "")
 # every TestClient request comes from the one address "testclient": the per-source sign-in lock
 # (issue 17) would lock the whole suite out; tests/test_security_signin.py sets it low itself
 os.environ.setdefault("CITYOPS_SOURCE_LOCKOUT_THRESHOLD", "1000000")
+# tests compare the console's 30-day rate with the evaluation right after changing cases
+os.environ.setdefault("CITYOPS_CONSOLE_ONTIME_TTL_S", "0")
 BACKEND = "postgresql" if PG_URL else "sqlite"
 
 
