@@ -53,7 +53,8 @@ def prepare(small: bool = True) -> dict[str, Any]:
         seed_geo(s, demo.generate(seed=20210220, small=small), lambda _n: None)
         security.ensure_catalog(s)
         ref.seed_reference(s, SYSTEM)
-        security.create_account(s, SYSTEM, "crash_grid", PASSWORD, roles=["supervisor"], area_code="310117",
+        security.create_account(s, SYSTEM, "crash_grid", PASSWORD, roles=["supervisor", "district_commander"],
+                                area_code="310117",
                                 expiry_exempt=True)
     with session_scope() as s:
         cat = ref.catalogue(s)

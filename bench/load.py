@@ -148,6 +148,8 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                     r = c.post(base + p, json=b)
                     if r.status_code in (200, 201):
                         ids.append(int(r.json()["case_id"]))
+        # every kind of request once at a low rate (first console / evaluation answers fill caches)
+        step("127.0.0.1", port, token, ctx, 20, 5, 77, ids)
         log(f"== {backend}: warmed up, {len(ids)} cases")
         best, failing = 0.0, None
         rate = float(args.start)
