@@ -90,7 +90,10 @@ def test_prefix_filter_pagination_and_csv(client, reader):
     r = client.get("/api/v1/layers/governance/crosswalk.csv", params={"code_prefix": "310117001"}, headers=reader)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for spreadsheet programs
-    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    from cityops.exports import csv_unwrap  # long codes are written ="…" so spreadsheets keep them as text
+
+    rows = [{k: csv_unwrap(v) for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"), newline=""))]
     assert rows and all(row["grid_code"].startswith("310117001") and row["layer"] == "governance" for row in rows)
     sums: dict[str, float] = {}
     for row in rows:

@@ -18,7 +18,6 @@ proportionally over the present ones (None when none is present); grades by the 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -42,6 +41,7 @@ from cityops.cases.models import Case, CaseDepartment, CaseEvent, CaseStep
 from cityops.cases.queries import CASE_SCOPE, area_filter
 from cityops.db import database_key
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.exports import SafeWriter
 from cityops.security import audit, scope
 from cityops.security.principal import Principal
 
@@ -963,7 +963,7 @@ def daily_ontime_close(session: Session, principal: Principal, d_from: dt.date, 
 def to_csv(result: dict[str, Any], lang: str = "zh") -> str:
     """The evaluation as CSV (UTF-8 with BOM so that Excel opens the Chinese headers)."""
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = SafeWriter(buf)  # spreadsheet-safe cells, CRLF
     keys = [i["key"] for i in result["indicators"]]
     col = 1 if lang == "en" else 0
 

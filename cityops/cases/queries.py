@@ -9,7 +9,6 @@ overdue, reported_at for time ranges and the default order).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from cityops.cases.models import (
 )
 from cityops.config import get_settings
 from cityops.errors import InvalidInput, NotFound, Problem
+from cityops.exports import SafeDictWriter
 from cityops.geo import geojson as gj
 from cityops.security import audit, scope
 from cityops.security.masking import mask_name, mask_phone
@@ -382,7 +382,7 @@ def export_csv(session: Session, rows: Session, principal: Principal, f: CaseFil
 
     def gen() -> Iterator[str]:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w = SafeDictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")  # spreadsheet-safe cells, CRLF
         buf.write("\ufeff")
         w.writeheader()
         n = 0

@@ -27,6 +27,7 @@ from cityops.console import charts, i18n
 from cityops.console.i18n import period_start
 from cityops.db import database_key
 from cityops.errors import CityOpsError, InvalidInput, NotFound, Problem
+from cityops.exports import SafeWriter
 from cityops.geo.models import Area
 from cityops.security import scope
 from cityops.security.principal import Principal
@@ -753,11 +754,10 @@ def evaluation_rankings(session: Session, principal: Principal, period: str, lan
 
 
 def evaluation_csv(rows: list[dict[str, Any]], lang: str) -> str:
-    import csv
     import io
 
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = SafeWriter(buf)  # spreadsheet-safe cells, CRLF
     t = i18n.translate
     w.writerow([t("eval.rank", lang), t("eval.name", lang), "code", t("kpi.ontime_rate", lang), t("eval.score", lang),
                 t("eval.grade", lang)])

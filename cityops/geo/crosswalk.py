@@ -11,7 +11,6 @@ add up to 1 when the layer has no overlaps.
 
 from __future__ import annotations
 
-import csv
 import io
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import shapely
 from sqlalchemy.orm import Session
 
 from cityops.db import database_key
+from cityops.exports import SafeWriter
 from cityops.geo.geom import areas_m2
 from cityops.geo.layers import UNIFIED_KEY, layer_features
 from cityops.security.principal import Principal
@@ -148,7 +148,7 @@ def crosswalk_csv(session: Session, principal: Principal, key: str, *, code_pref
 
     def rows() -> Iterator[str]:
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = SafeWriter(buf)  # CRLF like every other export; codes kept as text
         buf.write("\ufeff")
         w.writerow(CSV_COLUMNS)
         for n, k in enumerate(sel.tolist(), start=1):

@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from cityops.errors import InvalidInput, Problem
+from cityops.exports import XLSX_TYPE
 from cityops.geo.geojson import GeoJSONResponse
 from cityops.registry import importers, schemas, service
 from cityops.registry.models import MODELS, SPATIAL_KINDS
@@ -121,6 +122,18 @@ def _register(kind: str) -> None:
                                   as_of=as_of, status=status)
         return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'})
+
+    @router.get(f"/{kind}.xlsx", summary=f"{label}：导出 XLSX（脱敏，列有类型） export XLSX, masked, typed columns",
+                response_class=Response, responses={200: {"content": {XLSX_TYPE: {"schema": {
+                    "type": "string", "format": "binary"}}}}},
+                operation_id=f"registry_{kind}_export_xlsx")
+    def export_xlsx(principal: Principal = require("registry.export"), area_code: str | None = AreaQ,
+                    kind_filter: str | None = KindQ, q: str | None = TextQ, as_of: str | None = AsOfQ,
+                    status: str | None = StatusQ, session: Session = UnitOfWork) -> Response:
+        body = service.export_xlsx(session, principal, kind, area_code=area_code, kind_filter=kind_filter, q=q,
+                                   as_of=as_of, status=status)
+        return Response(body, media_type=XLSX_TYPE,
+                        headers={"Content-Disposition": f'attachment; filename="{kind}.xlsx"'})
 
     @router.post(f"/{kind}/import", response_model=schemas.ImportReportOut,
                  summary=f"{label}：导入 CSV / XLSX / GeoJSON（全部通过才写入） import, all or nothing",

@@ -28,6 +28,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cityops.errors import InvalidInput, Problem
+from cityops.exports import csv_unwrap
 from cityops.registry.codes import (
     ACCURACY_CLASSES,
     STATUSES,
@@ -173,7 +174,8 @@ def read_csv(data: bytes) -> RawTable:
         if len(row) > len(headers) and any(not _blank(c) for c in row[len(headers):]):
             table.errors.append(ImportError_(n, None, None, f"本行有{len(row)}列，多于表头的{len(headers)}列 the row has "
                                              f"{len(row)} cells, more than the {len(headers)} headers"))
-        table.records.append(RawRecord(n, {h: (row[i] if i < len(row) else None) for i, h in enumerate(headers) if h}))
+        table.records.append(RawRecord(n, {h: (csv_unwrap(row[i]) if i < len(row) else None)
+                                           for i, h in enumerate(headers) if h}))
     return table
 
 

@@ -14,7 +14,6 @@ a record's street and community codes are the prefixes of its grid code.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import logging
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session
 from cityops.config import get_settings
 from cityops.db import utcnow
 from cityops.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
+from cityops.exports import SafeWriter
 from cityops.geo import geojson as gj
 from cityops.geo.models import Area
 from cityops.registry import importers as imp
@@ -489,8 +489,9 @@ def export_columns(kind: str) -> list[tuple[str, str]]:
     return cols + extra + meta
 
 
-def export_csv(session: Session, principal: Principal, kind: str, **filters: Any) -> str:
-    """All matching records as CSV (UTF-8 with BOM, Chinese headers), personal data masked."""
+def export_table(session: Session, principal: Principal, kind: str,
+                 **filters: Any) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of all matching records, personal data masked; audited."""
     kind = resolve_kind(kind)
     if not principal.can(READ_PERMISSION[kind]):
         raise Forbidden([Problem(f"导出需要权限 {READ_PERMISSION[kind]} exporting {kind} needs "
@@ -498,11 +499,7 @@ def export_csv(session: Session, principal: Principal, kind: str, **filters: Any
     m = MODELS[kind]
     stmt = query(session, principal, kind, **filters).order_by(m.entity_id, m.id)
     cols = export_columns(kind)
-    buf = io.StringIO()
-    buf.write("\ufeff")
-    w = csv.writer(buf)
-    w.writerow([label for _f, label in cols])
-    n = 0
+    out: list[list[Any]] = []
     batch: list[Any] = []
 
     def flush() -> None:
@@ -510,20 +507,50 @@ def export_csv(session: Session, principal: Principal, kind: str, **filters: Any
         items = [masked_dict(kind, r, principal, names) for r in batch]
         if kind == "households":
             _add_member_counts(session, items, filters.get("as_of"))
-        for d in items:
-            w.writerow(["" if d.get(f) is None else _csv_value(d.get(f)) for f, _l in cols])
+        out.extend([d.get(f) for f, _l in cols] for d in items)
         batch.clear()
 
     for r in session.scalars(stmt.execution_options(yield_per=2000)):
         batch.append(r)
-        n += 1
         if len(batch) >= 2000:
             flush()
     flush()
     audit.record(session, principal, "export", OBJECT_TYPE[kind], None,
-                 detail={"rows": n, "masked": True,
+                 detail={"rows": len(out), "masked": True,
                          "filters": {k: str(v) for k, v in filters.items() if v is not None}})
+    return [label for _f, label in cols], out
+
+
+def export_csv(session: Session, principal: Principal, kind: str, **filters: Any) -> str:
+    """All matching records as CSV (UTF-8 with BOM, Chinese headers, CRLF), personal data masked;
+    codes kept as text and formulas neutralised for spreadsheets (``cityops.exports``)."""
+    headers, rows = export_table(session, principal, kind, **filters)
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    w = SafeWriter(buf)
+    w.writerow(headers)
+    for row in rows:
+        w.writerow(["" if v is None else _csv_value(v) for v in row])
     return buf.getvalue()
+
+
+def export_xlsx(session: Session, principal: Principal, kind: str, **filters: Any) -> bytes:
+    """The same records as an XLSX workbook with typed columns (numbers, dates in Shanghai time,
+    codes and other text as text cells)."""
+    from cityops.exports import xlsx
+
+    headers, rows = export_table(session, principal, kind, **filters)
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        if isinstance(v, dt.datetime):
+            return v.astimezone(TZ).replace(tzinfo=None)
+        if isinstance(v, dict | list):
+            return _csv_value(v)
+        return v
+
+    return xlsx(headers, ([typed(v) for v in row] for row in rows), sheet=kind)
 
 
 def _csv_value(v: Any) -> Any:
