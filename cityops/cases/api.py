@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from cityops.cases import flows, intake, places, queries, reference, schemas, service
+from cityops.cases import inbox as inbox_buckets
 from cityops.errors import InvalidInput, Problem
 from cityops.geo.geojson import GeoJSONResponse
 from cityops.security.deps import public_route, require
@@ -285,9 +286,12 @@ def patch_policy(body: schemas.PolicyPatch, principal: Principal = require("cata
     return out
 
 
+BUCKET_PATTERN = "^(" + "|".join(inbox_buckets.BUCKET_KEYS) + ")$"
+
+
 @router.get("/inbox", tags=["cases"], summary="我的待办（按转换表：本账号现在可办的案件）My inbox")
-def my_inbox(request: Request, bucket: str | None = Query(None, max_length=40, pattern=r"^[a-z_]+$"),
-             area: str | None = Query(None, max_length=15, pattern=r"^\d{6,15}$"),
+def my_inbox(request: Request, bucket: str | None = Query(None, max_length=40, pattern=BUCKET_PATTERN),
+             area: str | None = Query(None, max_length=15, pattern=r"^\d{6}(\d{3}){0,3}$"),
              limit: int = Query(50, ge=1, le=500),
              case: int | None = Query(None, ge=1, le=2**62, description="open the bucket that holds this case"),
              principal: Principal = require("case.read"), session: Session = UnitOfWork) -> dict[str, Any]:

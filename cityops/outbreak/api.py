@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from cityops.errors import InvalidInput, Problem
+from cityops.geo.geojson import GeoJSONResponse, doc_response
 from cityops.outbreak import followup, report, rules, service, supplies, tracing, zones
 from cityops.outbreak.schemas import (
     CaseIn,
@@ -47,13 +47,9 @@ def _lang(request: Request) -> str:
     return pick_lang(request)
 
 
-def _day(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput([Problem("日期格式应为 YYYY-MM-DD date must be YYYY-MM-DD", ["query", "date"])]) from None
+def _day(value: dt.date | None) -> dt.date | None:
+    """The ``date`` query parameter (FastAPI has parsed it: a bad one is a 422 naming query.date)."""
+    return value
 
 
 @router.get("/rule-sets", summary="疫情处置规则集 Rule sets (classifications, categories, zones)")
@@ -139,7 +135,8 @@ def add_exposures(body: ExposuresIn, outbreak: str = _ref(), principal: Principa
     return tracing.add_exposures(session, principal, outbreak, body)
 
 
-@router.get("/outbreaks/{outbreak}/places.geojson", summary="暴露场所 GeoJSON of exposure places")
+@router.get("/outbreaks/{outbreak}/places.geojson", summary="暴露场所 GeoJSON of exposure places",
+            response_class=GeoJSONResponse, responses=doc_response())
 def places(outbreak: str = _ref(), principal: Principal = require("outbreak.read"),
            session: Session = UnitOfWork) -> dict[str, Any]:
     return followup.places_geojson(session, principal, outbreak)
@@ -151,7 +148,8 @@ def list_zones(outbreak: str = _ref(), state: str | None = Query(None, max_lengt
     return zones.list_zones(session, principal, outbreak, state=state)
 
 
-@router.get("/outbreaks/{outbreak}/zones.geojson", summary="管控区域 GeoJSON")
+@router.get("/outbreaks/{outbreak}/zones.geojson", summary="管控区域 GeoJSON",
+            response_class=GeoJSONResponse, responses=doc_response())
 def zones_geojson(outbreak: str = _ref(), principal: Principal = require("outbreak.read"),
                   session: Session = UnitOfWork) -> dict[str, Any]:
     return zones.zones_geojson(session, principal, outbreak)
@@ -194,7 +192,7 @@ def supply_delivered(body: DeliveredIn, supply_id: int = _id(), principal: Princ
 
 
 @router.get("/outbreaks/{outbreak}/followups", summary="今日随访清单（分居村） Today's follow-up list per community")
-def followups(request: Request, outbreak: str = _ref(), date: str | None = Query(None, max_length=10),
+def followups(request: Request, outbreak: str = _ref(), date: dt.date | None = Query(None, description="YYYY-MM-DD"),
               community: str | None = Query(None, pattern=r"^\d{12}$"), principal: Principal = require("outbreak.read"),
               session: Session = UnitOfWork) -> dict[str, Any]:
     return followup.due_today(session, principal, outbreak, _day(date), community=community, lang=_lang(request))
@@ -207,14 +205,14 @@ def record_followup(body: FollowUpIn, outbreak: str = _ref(), principal: Princip
 
 
 @router.get("/outbreaks/{outbreak}/report", summary="疫情日报数据 The daily situation report (figures)")
-def report_json(outbreak: str = _ref(), date: str | None = Query(None, max_length=10),
+def report_json(outbreak: str = _ref(), date: dt.date | None = Query(None, description="YYYY-MM-DD"),
                 principal: Principal = require("outbreak.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     day = _day(date) or service.local_day(service.clock.now())
     return report.report_data(session, principal, outbreak, day)
 
 
 @router.get("/outbreaks/{outbreak}/report.pdf", summary="疫情日报 PDF（未生成时排队生成，202） The report as PDF")
-def report_pdf(request: Request, outbreak: str = _ref(), date: str | None = Query(None, max_length=10),
+def report_pdf(request: Request, outbreak: str = _ref(), date: dt.date | None = Query(None, description="YYYY-MM-DD"),
                regenerate: bool = False, principal: Principal = require("outbreak.read"),
                session: Session = UnitOfWork) -> Response:
     day = _day(date) or service.local_day(service.clock.now())

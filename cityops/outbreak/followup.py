@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cityops import clock
 from cityops.errors import Conflict, Problem
+from cityops.geo import geojson
 from cityops.outbreak import categorise as cat
 from cityops.outbreak import persons, rules
 from cityops.outbreak.days import FOLLOWUP_TIMER, TZ, local_day
@@ -156,6 +157,6 @@ def places_geojson(session: Session, principal: Principal, ob_ref: str | int) ->
                                  "grid_code": r.grid_code, "exposures": 0, "last": r.end_at, "lon": r.lon, "lat": r.lat})
         a["exposures"] += 1
         a["last"] = max(a["last"], r.end_at)
-    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [a.pop("lon"), a.pop("lat")]},
+    feats = [{"type": "Feature", "geometry": geojson.point(a.pop("lon"), a.pop("lat")),
               "properties": {**a, "last": a["last"].isoformat()}} for a in agg.values()]
     return {"type": "FeatureCollection", "features": feats}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cityops import clock
 from cityops.errors import CityOpsError, InvalidInput, Problem
+from cityops.geo import geojson
 from cityops.jobs import service as jobs
 from cityops.lifecycle import service as lifecycle
 from cityops.outbreak import machines, persons, rules, zonerules
@@ -305,7 +306,7 @@ def zone_dict(session: Session, principal: Principal, z: Zone, rs: rules.RuleSet
         out["population"] = population if population is not None else populations(session, [z], rs)[0]
         out["people"] = people if people is not None else people_inside(session, principal, [z], ob)[0]
     if geometry:
-        out["geometry"] = shapely.geometry.mapping(z.geom)
+        out["geometry"] = geojson.geometry(z.geom)  # RFC 7946: rounded, exterior rings counter-clockwise
     return out
 
 
