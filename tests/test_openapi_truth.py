@@ -51,7 +51,7 @@ SEMANTIC_QUERY = {
 KNOWN_GAPS = {
     **{f"GET /api/v1/registry/{k}{s}": "kind / status enums differ per kind (one shared Query object)"
        for k in ("buildings", "households", "persons", "facilities", "organisations", "places")
-       for s in ("", ".csv", ".geojson")},
+       for s in ("", ".csv", ".xlsx", ".geojson")},
     "GET /api/v1/emergency/reporting/reach": "from/to at most a year apart",
     "GET /api/v1/emergency/tasks": "state among the task lifecycle's states (data)",
     "GET /api/v1/emergency/warnings": "state among the warning lifecycle's states (data)",
