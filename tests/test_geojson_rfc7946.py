@@ -161,6 +161,11 @@ def test_every_geojson_output_is_rfc7946(client, headers):
             urls = [path.replace("{layer}", k) + "?zoom=17" for k in ("roads", "water", "places")]
         elif "{code}" in path:
             urls = [path.replace("{code}", c) for c in ("310117", street)]
+        elif "{outbreak}" in path:
+            obs = client.get("/api/v1/outbreak/outbreaks", headers=headers).json()
+            items = obs["items"] if isinstance(obs, dict) else obs
+            assert items, "the demo seed has an outbreak whose zones and places are checked"
+            urls = [path.replace("{outbreak}", str(o["id"])) for o in items]
         elif any(p["name"] == "format" for p in op.get("parameters", [])):
             urls = [path + "?format=geojson&page_size=500"]
         else:

@@ -162,13 +162,13 @@ def list_tasks(request: Request, incident: int | None = Query(None, ge=1, le=2**
 
 
 @router.get("/tasks/{task_id}", summary="任务详情 Task detail")
-def task_detail(request: Request, task_id: int = Path(..., ge=1, le=2**62), principal: Principal = require("incident.read"),
+def task_detail(request: Request, task_id: int = Path(..., ge=1, le=2**31 - 1), principal: Principal = require("incident.read"),
                 session: Session = UnitOfWork) -> dict[str, Any]:
     return tasks.task_detail(session, principal, task_id, _lang(request))
 
 
 @router.post("/tasks/{task_id}/actions/{action}", summary="办理任务 Act on a task (transition table)")
-def task_action(request: Request, body: ActionBody, task_id: int = Path(..., ge=1, le=2**62), action: str = ACTION,
+def task_action(request: Request, body: ActionBody, task_id: int = Path(..., ge=1, le=2**31 - 1), action: str = ACTION,
                 principal: Principal = require("task.act"), session: Session = UnitOfWork) -> dict[str, Any]:
     return tasks.act(session, principal, task_id, action, body.as_body(), _lang(request))
 
@@ -184,7 +184,7 @@ def list_callups(request: Request, incident: int | None = Query(None, ge=1, le=2
 
 
 @router.post("/mobilisation/{callup_id}/ack", summary="确认动员 Acknowledge a call-up")
-def ack_callup(body: NoteIn, callup_id: int = Path(..., ge=1, le=2**62), principal: Principal = require("mobilisation.ack"),
+def ack_callup(body: NoteIn, callup_id: int = Path(..., ge=1, le=2**31 - 1), principal: Principal = require("mobilisation.ack"),
                session: Session = UnitOfWork) -> dict[str, Any]:
     return mobilisation.acknowledge(session, principal, callup_id, body.model_dump())
 

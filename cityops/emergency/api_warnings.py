@@ -18,7 +18,7 @@ from cityops.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1/emergency/warnings", tags=["emergency"])
 CAP_TYPE = "application/cap+xml; charset=utf-8"
-WID = Path(..., ge=1, le=2**62)
+WID = Path(..., ge=1, le=2**31 - 1)  # an INTEGER key (PostgreSQL int4)
 
 
 def _lang(request: Request) -> str:

@@ -80,6 +80,12 @@ def _describe(rule: RuleDef, c: Change, unit: str) -> str:
     return "；".join(parts)
 
 
+def _trigger(c: Change) -> dict[str, Any]:
+    """What raised the warning, as stored: JSON has no NaN (PostgreSQL refuses it), a gap is null."""
+    return {"device": c.device, "t": c.t_ms, "stat": c.stat,
+            "readings": [[t, v if v == v else None] for t, v in c.readings[-60:]]}
+
+
 def _readings_text(c: Change, unit: str, limit: int = 12) -> str:
     from cityops.console.i18n import local_time
 
@@ -142,7 +148,7 @@ class Warnings:
                     grid_code=area if len(area) == 15 else None, owner_department_code=rule.owner_department_code,
                     level=LEVELS[level], level_rank=level, max_level=LEVELS[level], state="raised", raised_at=at,
                     level_at=at, updated_at=at_now, subjects=devs,
-                    trigger={"device": c.device, "t": c.t_ms, "stat": c.stat, "readings": c.readings[-60:]},
+                    trigger=_trigger(c),
                     lon=c.lon, lat=c.lat, title=_title(rule, names.get(area, area), level),
                     description=_describe(rule, c, unit))
                 session.add(w)
@@ -188,7 +194,7 @@ class Warnings:
                                                     "to": LEVELS[level], "at": at})
             if level > old:
                 notes.append(self._note(w, rule, "升级", level))
-                w.trigger = {"device": c.device, "t": c.t_ms, "stat": c.stat, "readings": c.readings[-60:]}
+                w.trigger = _trigger(c)
                 if rule.auto_case and level >= rule.auto_case_rank and w.case_id is None:
                     want_case.append(wid)
         if notes:

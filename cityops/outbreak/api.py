@@ -34,7 +34,7 @@ def _ref() -> Any:
 
 
 def _id() -> Any:
-    return Path(..., ge=1, le=2**62)
+    return Path(..., ge=1, le=2**31 - 1)  # INTEGER keys (PostgreSQL int4)
 
 
 def _action() -> Any:

@@ -75,13 +75,13 @@ def receive(body: schemas.StockIn, ref: str = REF, principal: Principal = requir
 
 
 @router.get("/stock/{stock_id}", tags=TAGS, summary="库存与台账 A stock row and its ledger")
-def stock(stock_id: int = Path(..., ge=1, le=2**62), principal: Principal = require("resource.read"),
+def stock(stock_id: int = Path(..., ge=1, le=2**31 - 1), principal: Principal = require("resource.read"),
           session: Session = UnitOfWork) -> dict[str, Any]:
     return service.stock_detail(session, principal, stock_id)
 
 
 @router.post("/stock/{stock_id}/adjust", tags=TAGS, summary="盘点调整 Stock-taking adjustment (ledger: adjust)")
-def adjust(body: schemas.AdjustIn, stock_id: int = Path(..., ge=1, le=2**62), principal: Principal = require("stock.manage"),
+def adjust(body: schemas.AdjustIn, stock_id: int = Path(..., ge=1, le=2**31 - 1), principal: Principal = require("stock.manage"),
            session: Session = UnitOfWork) -> dict[str, Any]:
     return service.adjust(session, principal, stock_id, body)
 
@@ -134,7 +134,7 @@ def list_shipments(incident: int | None = Query(None, ge=1, le=2**62), request: 
 
 @router.post("/shipments/{shipment_id}/actions/{action}", tags=TAGS,
              summary="调运单动作（按流转表）dispatch / receive / return / cancel")
-def shipment_action(body: schemas.ShipmentActionIn, shipment_id: int = Path(..., ge=1, le=2**62), action: str = ACTION,
+def shipment_action(body: schemas.ShipmentActionIn, shipment_id: int = Path(..., ge=1, le=2**31 - 1), action: str = ACTION,
                     principal: Principal = require("supply.dispatch"), session: Session = UnitOfWork) -> dict[str, Any]:
     return shipments.act(session, principal, shipment_id, action, body.model_dump(exclude_none=True))
 
