@@ -146,8 +146,9 @@ def prepare(url: str, n: int) -> tuple[str, str]:
         # who handles them: the lead department of every dispatched or later case (a department
         # account's scope is the cases its department handles)
         from sqlalchemy import text
-        s.execute(text("INSERT INTO case_department (case_id, department_code, role, assigned_at, assigned_by) "
-                       "SELECT id, lead_department_code, 'lead', reported_at, 'bench' FROM case_file "
+        s.execute(text("INSERT INTO case_department (case_id, department_code, role, assigned_at, assigned_by, "
+                       "case_reported_at) "
+                       "SELECT id, lead_department_code, 'lead', reported_at, 'bench', reported_at FROM case_file "
                        "WHERE lead_department_code IS NOT NULL AND created_by = 'bench'"))
         print(f"inserted {n} cases in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     user, pw = "bench_dispatcher", "Bench#Console-2026x"
@@ -166,6 +167,9 @@ def prepare(url: str, n: int) -> tuple[str, str]:
                                department_code=dept[0])
             print(f"department account: {dept[0]} ({dept[1]} cases)", file=sys.stderr)
     return user, pw
+
+
+WHERE: list[Any] = []  # the last navigation's slowest requests (filled by measure_map)
 
 
 def measure_map(base: str, user: str, pw: str, runs: int, shots: Path | None) -> list[float]:
@@ -189,6 +193,16 @@ def measure_map(base: str, user: str, pw: str, runs: int, shots: Path | None) ->
             page.goto(base + "/")
             page.wait_for_selector("#map[data-ready='1']", timeout=60_000)
             times.append(time.perf_counter() - t0)
+            # where the time went: the requests of this navigation (start, end in ms from its start)
+            WHERE[:] = page.evaluate("""() => {
+              const nav = performance.getEntriesByType('navigation')[0];
+              const rows = performance.getEntriesByType('resource').map((e) =>
+                [e.name.replace(location.origin, ''), Math.round(e.startTime), Math.round(e.responseEnd)]);
+              rows.sort((a, b) => b[2] - a[2]);
+              return [['document', 0, Math.round(nav.responseEnd)],
+                      ['map ready (in the page)', 0, Number(document.getElementById('map').dataset.readyMs)],
+                      ['DOMContentLoaded', 0, Math.round(nav.domContentLoadedEventEnd)], ...rows.slice(0, 10)];
+            }""")
         if shots:
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / "bench-console.png"))
@@ -294,6 +308,7 @@ def main(argv: list[str]) -> int:
     try:
         data = measure_data(base, user, pw, args.requests)
         times = measure_map(base, user, pw, args.runs, work if args.keep else None)
+        where = list(WHERE)
         engines = measure_engines(url, user, max(3, args.requests // 8))
         dept_data = measure_data(base, DEPT_USER, DEPT_PW, args.requests)
         dept_times = measure_map(base, DEPT_USER, DEPT_PW, args.runs, None)
@@ -305,6 +320,7 @@ def main(argv: list[str]) -> int:
     result = {
         "bench": "console", "cases": args.cases, "database": url.split(":", 1)[0],
         "map_ready_s": round(statistics.median(times), 3), "map_ready_runs_s": [round(x, 3) for x in times],
+        "map_ready_where_ms": where,
         "data_p95_ms": round(data["p95_ms"], 1), "data_p50_ms": round(data["p50_ms"], 1),
         "per_endpoint_p95_ms": data["per_endpoint_p95_ms"], "prepare_s": round(prep_s, 1),
         "aggregates_in_process": engines,

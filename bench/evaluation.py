@@ -225,7 +225,7 @@ def add_history(url: str, n: int, days: int, seed: int = 11, chunk: int = 50_000
                           "overdue_at": due if fin > due else None, "department_code": dept, "limit_value": 1.0,
                           "limit_unit": "natural_day"})
             cds.append({"case_id": cid, "department_code": dept, "role": "lead", "assigned_at": disp,
-                        "assigned_by": "bench_disp"})
+                        "assigned_by": "bench_disp", "case_reported_at": rep})
         s.execute(insert(Case.__table__), cases)
         s.execute(insert(CaseEvent.__table__), evs)
         s.execute(insert(CaseStep.__table__), _fill(CaseStep, steps))

@@ -36,6 +36,7 @@ PostgreSQL figures carry a ``pg_`` prefix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
 import tempfile
@@ -43,6 +44,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -291,8 +293,9 @@ def build_cases(url: str, grids: list[Any], w: np.ndarray, n: int, seed: int) ->
 
     eng = make_engine(url)
     with eng.begin() as conn:
-        conn.execute(text("INSERT INTO case_department (case_id, department_code, role, assigned_at, assigned_by) "
-                          "SELECT id, lead_department_code, 'lead', reported_at, 'bench' FROM case_file "
+        conn.execute(text("INSERT INTO case_department (case_id, department_code, role, assigned_at, assigned_by, "
+                       "case_reported_at) "
+                          "SELECT id, lead_department_code, 'lead', reported_at, 'bench', reported_at FROM case_file "
                           "WHERE lead_department_code IS NOT NULL"))
     eng.dispose()
     return time.perf_counter() - t0
@@ -491,6 +494,11 @@ def time_cases(args: argparse.Namespace, maker: Any, cq: Any, street_op: Any, co
         "dept:open": (dept, lambda: F(open=True)),
         "dept:overdue": (dept, lambda: F(overdue=True)),
         "dept:state": (dept, lambda: F(state=[str(rng.choice(["dispatched", "acknowledged", "handled"]))])),
+        # the peer: the same department lists through the scope's ``case_file.id IN (...)`` form
+        # (what every department list ran before the walk through ``case_department``'s index)
+        "dept_in:all": (dept, lambda: F()),
+        "dept_in:open": (dept, lambda: F(open=True)),
+        "dept_in:overdue": (dept, lambda: F(overdue=True)),
     }
     out: dict[str, Any] = {"cases_street_rows": street_cases}
     every: list[float] = []
@@ -499,7 +507,9 @@ def time_cases(args: argparse.Namespace, maker: Any, cq: Any, street_op: Any, co
     log(f"[cases] {street_cases:,} cases in {STREET}")
     for name, (p, make) in templates.items():
         def call(_rep: int, p: Any = p, make: Callable[[], Any] = make, name: str = name) -> Any:
-            with maker() as s:
+            with maker() as s, contextlib.ExitStack() as stack:
+                if name.startswith("dept_in:"):
+                    stack.enter_context(mock.patch.object(cq, "_driving_department", lambda *_a: None))
                 got = cq.list_cases(s, p, make(), page=1, page_size=PAGE)
                 s.rollback()
                 totals[name] = int(got["total"])
@@ -513,6 +523,10 @@ def time_cases(args: argparse.Namespace, maker: Any, cq: Any, street_op: Any, co
     out["cases_list_last_total"] = totals
     out["cases_scoped_p95_ms"] = per["street:all"]
     out["cases_dept_p95_ms"] = max(per[k] for k in per if k.startswith("dept:"))
+    out["cases_dept_in_p95_ms"] = max(per[k] for k in per if k.startswith("dept_in:"))
+    for k in ("all", "open"):  # the two forms are the same rows
+        if totals[f"dept:{k}"] != totals[f"dept_in:{k}"]:
+            raise SystemExit(f"dept:{k} total {totals[f'dept:{k}']} != dept_in:{k} total {totals[f'dept_in:{k}']}")
     out["cases_unscoped_p95_ms"] = per["district:all"]
     return out
 

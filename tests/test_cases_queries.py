@@ -89,3 +89,53 @@ def test_geojson_aggregate_and_export(client, session):
     assert rows and all(not x["reporter_phone"] or "****" in x["reporter_phone"] for x in rows)
     dept = _h(client, session, "cq_cgzf", ["dept_handler"], "310117", "cgzf")
     assert client.get("/api/v1/cases.csv", headers=dept).status_code == 403
+
+
+def test_department_lists_walk_the_department_index_with_the_same_rows(session):
+    """A department's list (its account's scope, or a department filter) is driven through
+    ``case_department``: its totals and pages are recomputed here from the rows, in both report-time
+    orders and under filters, for a district-wide and a street-bound department account."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from cityops.cases import queries as q
+    from cityops.cases import reference as ref
+    from cityops.cases.models import Case, CaseDepartment
+    from cityops.cases.sla import now
+    from cityops.security.principal import Principal
+
+    handled: dict[str, set[int]] = {}
+    for cid, code, _rep in session.execute(select(CaseDepartment.case_id, CaseDepartment.department_code,
+                                                 CaseDepartment.case_reported_at)
+                                          .where(CaseDepartment.released_at.is_(None))):
+        handled.setdefault(code, set()).add(cid)
+    cases = {c.id: c for c in session.scalars(select(Case))}
+    assert all(cd.case_reported_at == cases[cd.case_id].reported_at for cd in session.scalars(select(CaseDepartment)))
+    code = max(handled, key=lambda k: len(handled[k]))
+    assert len(handled[code]) > 20
+    at = now()
+    some_state = max(ref.STATES, key=lambda s: sum(cases[i].state == s for i in handled[code]))
+    street = cases[min(handled[code])].street_code
+    filters = {"all": (q.CaseFilter(), lambda c: True),
+               "open": (q.CaseFilter(open=True), lambda c: c.state in ref.OPEN_STATES),
+               "state": (q.CaseFilter(state=[some_state]), lambda c: c.state == some_state),
+               "overdue": (q.CaseFilter(overdue=True), lambda c: c.due_at is not None and c.due_at <= at),
+               "since": (q.CaseFilter(date_from=at - dt.timedelta(days=7)),
+                         lambda c: c.reported_at >= at - dt.timedelta(days=7))}
+    who = {"district": (Principal(username="t_dept", roles=frozenset({"dept_handler"}), area_code="310117",
+                                  department_code=code), lambda c: True, q.CaseFilter()),
+           "street": (Principal(username="t_dept_s", roles=frozenset({"dept_handler"}), area_code=street,
+                                department_code=code), lambda c: c.street_code == street, q.CaseFilter()),
+           "filter": (Principal(username="t_lead", roles=frozenset({"shift_lead"}), area_code="310117"),
+                      lambda c: True, q.CaseFilter(department=code))}
+    for wname, (p, inside, base) in who.items():
+        for fname, (f, keep) in filters.items():
+            f = q.CaseFilter(**{**base.__dict__, **{k: v for k, v in f.__dict__.items() if v not in (None, [])}})
+            want = [c for i, c in cases.items() if i in handled[code] and inside(c) and keep(c)]
+            for sort, rev in (("-reported_at", True), ("reported_at", False)):
+                order = [c.id for c in sorted(want, key=lambda c: (c.reported_at, c.id), reverse=rev)]
+                for page in (1, 2):
+                    got = q.list_cases(session, p, f, page=page, page_size=7, sort=sort)
+                    assert got["total"] == len(want), (wname, fname)
+                    assert [i["id"] for i in got["items"]] == order[(page - 1) * 7:page * 7], (wname, fname, sort, page)

@@ -429,17 +429,26 @@ class CaseDepartment(Base):
     __tablename__ = "case_department"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"))
     department_code: Mapped[str] = mapped_column(String(40))
     role: Mapped[str] = mapped_column(String(8))  # lead / co
     assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     assigned_by: Mapped[str | None] = mapped_column(String(80))
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     feedback_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # the case's report time, kept here (it never changes) so that a department's case list walks
+    # this table's index in the list's order and counts its cases without touching ``case_file``
+    case_reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-Index("ix_case_department_dept_active", CaseDepartment.department_code, CaseDepartment.released_at,
-      CaseDepartment.case_id)
+# the cases a department handles now, in report-time order (partial: PostgreSQL does not take
+# ``released_at IS NULL`` as fixing a column for the order, so the column is not in the key)
+Index("ix_case_department_dept_active", CaseDepartment.department_code, CaseDepartment.case_reported_at,
+      CaseDepartment.case_id, sqlite_where=CaseDepartment.released_at.is_(None),
+      postgresql_where=CaseDepartment.released_at.is_(None))
+# a case's departments (and, covering, "is this case handled by D now" probed from a filtered list)
+Index("ix_case_department_case_active", CaseDepartment.case_id, CaseDepartment.department_code,
+      CaseDepartment.released_at)
 
 
 class RoutingDecision(Base):

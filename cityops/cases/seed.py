@@ -270,9 +270,11 @@ def seed_demo(session: Session, district: Any = None, *, small: bool = False, rn
                                    proposed_department_code=p.department_code, proposed_co_codes=list(p.co_department_codes),
                                    chosen_department_code=lead, chosen_co_codes=co, overridden=lead != p.department_code,
                                    actor="dispatcher"))
-                assigns.append(dict(case_id=cid, department_code=lead, role="lead", assigned_at=t, assigned_by="dispatcher"))
+                assigns.append(dict(case_id=cid, department_code=lead, role="lead", assigned_at=t, assigned_by="dispatcher",
+                                    case_reported_at=t0))
                 for c in co:
-                    assigns.append(dict(case_id=cid, department_code=c, role="co", assigned_at=t, assigned_by="dispatcher"))
+                    assigns.append(dict(case_id=cid, department_code=c, role="co", assigned_at=t, assigned_by="dispatcher",
+                                        case_reported_at=t0))
                     if crng.random() < 0.3:
                         consults.append(dict(case_id=cid, at=t + dt.timedelta(minutes=30), author=f"{c}_handler",
                                              author_roles="dept_handler", department_code=c,

@@ -172,10 +172,10 @@ def _assign(ctx: Context) -> None:
     lead = body.department_code
     assert lead is not None
     ctx.session.add(CaseDepartment(case_id=case.id, department_code=lead, role="lead", assigned_at=at,
-                                   assigned_by=principal.username))
+                                   assigned_by=principal.username, case_reported_at=case.reported_at))
     for c in body.co_department_codes:
         ctx.session.add(CaseDepartment(case_id=case.id, department_code=c, role="co", assigned_at=at,
-                                       assigned_by=principal.username))
+                                       assigned_by=principal.username, case_reported_at=case.reported_at))
     proposal = _proposal(ctx)
     overridden = (lead != proposal.department_code) or (
         sorted(body.co_department_codes) != sorted(proposal.co_department_codes))

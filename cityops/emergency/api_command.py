@@ -11,7 +11,17 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from cityops.emergency import assessment, from_case, incidents, mobilisation, plans, reporting, rules, tasks
+from cityops.emergency import (
+    assessment,
+    from_case,
+    incidents,
+    machines,
+    mobilisation,
+    plans,
+    reporting,
+    rules,
+    tasks,
+)
 from cityops.emergency.schemas_command import ActionBody, DrillIn, FromCaseIn, IncidentIn, NoteIn, ReportIn
 from cityops.errors import InvalidInput, Problem
 from cityops.security.deps import require
@@ -154,7 +164,9 @@ def reach(date_from: dt.date | None = Query(None, alias="from"), date_to: dt.dat
 
 @router.get("/tasks", summary="应急任务（部门待办） Tasks in scope: a department's to-do")
 def list_tasks(request: Request, incident: int | None = Query(None, ge=1, le=2**62),
-               department: str | None = Query(None, max_length=40), state: str | None = Query(None, max_length=100),
+               department: str | None = Query(None, max_length=40),
+               state: str | None = Query(None, max_length=100, pattern=machines.states_pattern(machines.TASK),
+                                         description="任务状态（逗号分隔） task states, comma-separated"),
                open: bool = False, page: int = Query(1, ge=1, le=10_000), page_size: int = Query(100, ge=1, le=1000),
                principal: Principal = require("incident.read"), session: Session = UnitOfWork) -> dict[str, Any]:
     return tasks.list_tasks(session, principal, incident=incident, department=department, state=_split(state),

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from cityops.emergency import alerts
+from cityops.emergency import alerts, machines
 from cityops.emergency.schemas_command import ActionBody
 from cityops.security.deps import public_route, require
 from cityops.security.principal import Principal
@@ -32,7 +32,9 @@ def _base(request: Request) -> str:
 
 
 @router.get("", summary="预警信息列表 Public warnings in scope")
-def list_warnings(request: Request, state: str | None = Query(None, max_length=100),
+def list_warnings(request: Request, state: str | None = Query(None, max_length=100,
+                                                            pattern=machines.states_pattern(machines.WARNING),
+                                                            description="预警状态（逗号分隔） warning states, comma-separated"),
                   status: str | None = Query(None, pattern=r"^(Actual|Exercise)$"),
                   incident: int | None = Query(None, ge=1, le=2**62), page: int = Query(1, ge=1, le=10_000),
                   page_size: int = Query(50, ge=1, le=500), principal: Principal = require("warning.read"),

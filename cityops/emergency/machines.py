@@ -157,6 +157,12 @@ def from_states(table: Table, action: str) -> list[str]:
     return sorted({t.from_state for t in table.transitions.values() if t.action == action})
 
 
+def states_pattern(machine: Machine) -> str:
+    """The query pattern of a comma-separated list of ``machine``'s states (documented in OpenAPI)."""
+    one = "(" + "|".join(sorted(machine.states)) + ")"
+    return f"^({one}(,{one})*)?$"  # (empty: no filter)
+
+
 def states_out(machine: Machine, lang: str = "zh") -> dict[str, str]:
     return {k: str(v.get("en" if lang == "en" else "zh", k)) for k, v in machine.states.items()}
 

@@ -8,6 +8,7 @@ transaction that marks the item done.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +69,15 @@ def load_handlers(force: bool = False) -> list[str]:
     loaded: list[str] = []
     if _loaded and not force:
         return loaded
+    from cityops.jobs.settings import get_job_settings
+
+    extra = [m.strip() for m in get_job_settings().extra_handler_modules.split(",") if m.strip()]
     for name in HANDLER_MODULES:
         if import_optional(name) is not None:  # None: not built yet
             loaded.append(name)
+    for name in extra:  # named by the operator: a missing one is an error, not a skip
+        importlib.import_module(name)
+        loaded.append(name)
     _loaded = True
     return loaded
 

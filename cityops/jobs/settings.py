@@ -21,6 +21,9 @@ class JobSettings(BaseSettings):
     webhook_backoff_base_seconds: float = 10.0
     webhook_backoff_cap_seconds: float = 6 * 3600.0
     webhook_timeout_seconds: float = 10.0
+    # more modules of @handler functions, comma-separated (a deployment's own timer kinds and
+    # topics; the tests' crash handlers), imported after ``registry.HANDLER_MODULES``
+    extra_handler_modules: str = ""
     # worker loop
     poll_seconds: float = 0.5
     batch: int = 20

@@ -16,6 +16,7 @@ Persons need ``person.read``; every other kind ``registry.read``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
@@ -26,6 +27,7 @@ from cityops.errors import InvalidInput, Problem
 from cityops.exports import XLSX_TYPE
 from cityops.geo.geojson import GeoJSONResponse
 from cityops.registry import importers, schemas, service
+from cityops.registry.codes import STATUSES
 from cityops.registry.models import MODELS, SPATIAL_KINDS
 from cityops.security.deps import require
 from cityops.security.principal import Principal
@@ -36,13 +38,29 @@ router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 MAX_UPLOAD = 100 * 1024 * 1024
 
 AreaQ = Query(None, pattern=r"^\d{1,15}$", description="区划/网格编码前缀 area or grid code prefix")
-KindQ = Query(None, alias="kind", max_length=30, description="类别筛选（见 /{kind}/columns 的 filters） category filter")
 TextQ = Query(None, max_length=100, description="名称/地址模糊查询（人口：可输入完整身份证号） text search")
 AsOfQ = Query(None, max_length=40, pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
                                          r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?$",
               description="历史时点：日期 YYYY-MM-DD（指当日结束，上海时间）或 ISO 时间 "
               "as of a date (end of that day, Asia/Shanghai) or an ISO datetime")
-StatusQ = Query(None, max_length=12, description="部件状态（仅部件） component status (facilities only)")
+
+
+def kind_query(kind: str) -> Any:
+    """The ``kind`` filter of one kind, with its real values (facilities: a type-code prefix)."""
+    if kind == "facilities":
+        pattern, doc = r"^(\d{2,5})?$", "部件类型代码前缀（2位大类，或大类+小类） type-code prefix"
+    else:
+        pattern = "^(" + "|".join(re.escape(v) for v in service.KIND_FILTERS[kind]) + ")?$"
+        doc = "类别筛选 category filter: " + ", ".join(f"{k} {v}" for k, v in service.KIND_FILTERS[kind].items())
+    return Query(None, alias="kind", max_length=30, pattern=pattern, description=doc)
+
+
+def status_query(kind: str) -> Any:
+    """Component status: facilities only (other kinds refuse it with a 422 and do not document it)."""
+    if kind == "facilities":
+        return Query(None, max_length=12, pattern="^(" + "|".join(STATUSES) + ")?$",
+                     description="部件状态 component status: " + ", ".join(f"{k} {v[0]}" for k, v in STATUSES.items()))
+    return Query(None, max_length=12, include_in_schema=False)
 IdP = Path(..., ge=1, le=2**31 - 1, description="记录编号 record id")
 
 
@@ -65,6 +83,7 @@ def kind_info(kind: str) -> dict[str, Any]:
 
 
 def _register(kind: str) -> None:
+    KindQ, StatusQ = kind_query(kind), status_query(kind)  # noqa: N806 - Query defaults, as above
     perm = service.READ_PERMISSION[kind]
     label = service.KIND_LABELS[kind][0]
     page_model = schemas.PAGES[kind]

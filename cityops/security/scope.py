@@ -106,15 +106,17 @@ def rule(principal: Principal, kind: ScopedKind) -> Rule:
     return NOTHING
 
 
-def clause(principal: Principal, kind: ScopedKind) -> ColumnElement[bool]:
-    """The rule as a SQL WHERE clause over ``kind``'s columns."""
+def clause(principal: Principal, kind: ScopedKind, *, joined_department: str | None = None) -> ColumnElement[bool]:
+    """The rule as a SQL WHERE clause over ``kind``'s columns. ``joined_department``: the caller's
+    statement already keeps only the rows that department handles (a join that drives the query
+    through the department's index), so the rule's "handled by" part is not repeated for it."""
     r = rule(principal, kind)
     if r.everything:
         return true()
     if r.nothing:
         return false()
     parts: list[ColumnElement[bool]] = []
-    if r.department is not None:
+    if r.department is not None and r.department != joined_department:
         assert kind.handled_by is not None
         parts.append(kind.handled_by(r.department))
     if r.area is not None:

@@ -30,6 +30,11 @@ export function fmtDate(v) {
 }
 export function fmtClock(d) { return fmtTime.format(d); }
 
+/** The calendar date (YYYY-MM-DD) of a moment in Asia/Shanghai (not UTC's date: 00:00–08:00 there). */
+export function shanghaiDate(d = new Date()) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
+}
+
 export function fmtPct(x, digits = 1) {
   if (x === null || x === undefined || isNaN(x)) return "–";
   return (x * 100).toFixed(digits) + "%";

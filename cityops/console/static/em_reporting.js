@@ -1,6 +1,6 @@
 // The flat-reporting dashboard: time from first report to the department and to every command level
 // that must know, per object type, channel and level (cases and incidents).
-import { api, el, fmtDate, fmtPct, t } from "./common.js";
+import { api, el, fmtDate, fmtPct, shanghaiDate, t } from "./common.js";
 import { fmtSeconds } from "./em_common.js";
 
 const tbody = document.querySelector("#reach-table tbody");
@@ -8,8 +8,9 @@ const from = document.getElementById("rp-from");
 const to = document.getElementById("rp-to");
 const ex = document.getElementById("rp-ex");
 const today = new Date();
-to.value = today.toISOString().slice(0, 10);
-from.value = new Date(today.getTime() - 29 * 86400e3).toISOString().slice(0, 10);
+// today and 29 days before, as dates in Shanghai (the API reads them as Shanghai days)
+to.value = shanghaiDate(today);
+from.value = shanghaiDate(new Date(today.getTime() - 29 * 86400e3));
 
 function label(prefix, v) { const k = `${prefix}.${v}`; return t(k) === k ? v : t(k); }
 

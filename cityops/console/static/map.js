@@ -201,6 +201,7 @@ export class DistrictMap {
     this._placeLabels(data);
     this.node.dataset.mode = data.mode;
     this.node.dataset.count = String(data.total);
+    if (this.node.dataset.ready !== "1") this.node.dataset.readyMs = String(Math.round(performance.now()));
     this.node.dataset.ready = "1";
     this.node.dispatchEvent(new CustomEvent("cases-loaded", { detail: data }));
   }
