@@ -63,6 +63,7 @@ class Receiver:
         self.requests: list[dict[str, Any]] = []
         self.attempts: Counter[str] = Counter()
         self.bad_signatures = 0
+        self.truncated = 0  # requests whose body ended before its content-length
         self.ok = 0
         self.done = threading.Condition(self.lock)
         receiver = self
@@ -72,8 +73,16 @@ class Receiver:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                want = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(want)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if len(body) < want:  # the sender died mid-request (kill -9): not a delivery
+                    with receiver.lock:
+                        receiver.truncated += 1
+                    self.send_response(400)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 with receiver.lock:
                     uid = headers.get("webhook-id", "")
                     receiver.attempts[uid] += 1
