@@ -506,3 +506,17 @@ def test_report_page_public_parts(client, world):
     h = auth_headers(client, *world["disp"])
     mine = client.get("/api/v1/console/my-reports", headers=h).json()["items"]
     assert {c["id"] for c in mine} >= set(world["ids"]["c1"])  # the dispatcher reported these
+
+
+def test_every_case_event_action_has_a_feed_label(session):
+    """The live feed names actions in words (zh and en), never by code: every action the case
+    engine writes (the SLA timer's warn/escalate too) has a label."""
+    from sqlalchemy import select
+
+    from cityops.cases import sla  # noqa: F401 - the timer's actions are written by it
+    from cityops.cases.models import CaseEvent
+    from cityops.console.service import ACTION_LABELS
+
+    written = set(session.scalars(select(CaseEvent.action).distinct()))
+    assert {"warn", "escalate"} <= set(ACTION_LABELS)
+    assert written and not (written - set(ACTION_LABELS)), sorted(written - set(ACTION_LABELS))

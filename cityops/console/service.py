@@ -64,7 +64,8 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "oversee": ("督办", "overseen"), "urge": ("催办", "chased"), "request_extension": ("申请延期", "extension requested"),
     "approve_extension": ("批准延期", "extension approved"), "reject_extension": ("驳回延期", "extension rejected"),
     "reopen": ("重新办理", "reopened"), "link": ("合并上报", "linked report"), "escalate": ("升级", "escalated"),
-    "overdue": ("超期", "overdue"), "yellow": ("临期预警", "due soon"), "comment": ("会商", "consultation"),
+    "overdue": ("超期", "overdue"), "yellow": ("临期预警", "due soon"), "warn": ("临期预警", "due-soon warning"),
+    "comment": ("会商", "consultation"),
     **{k: (v["zh"], v["en"]) for k, v in case_ref.ACTIONS.items()},
 }
 
