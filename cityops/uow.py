@@ -145,6 +145,12 @@ class RetryBusy:
                 await self.app(scope if attempt == 0 else {**scope, WRITE_FLAG: True}, receiver(complete), watch)
                 return
             except Exception as exc:
+                if isinstance(exc, sa_exc.TimeoutError) and not started:
+                    # every pooled connection is taken (a burst waiting on one row's lock): another
+                    # attempt would wait as long again; the client is told to come back
+                    log.warning("connection pool exhausted: 503 with Retry-After")
+                    await _busy(send)
+                    return
                 if started or not retryable(exc) or (chunks and not complete):
                     raise
                 log.info("unit of work lost a race (%s); attempt %d", type(exc).__name__, attempt + 1)

@@ -157,6 +157,30 @@ def test_a_unit_of_work_that_keeps_losing_answers_503_with_retry_after():
     assert start["status"] == 503 and (b"retry-after", b"1") in start["headers"]
 
 
+def test_an_exhausted_connection_pool_answers_503_at_once():
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from cityops.uow import RetryBusy
+
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(1)
+        raise PoolTimeout("QueuePool limit of size 10 overflow 20 reached")
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(m):
+        sent.append(m)
+
+    asyncio.run(RetryBusy(app)({"type": "http", "method": "POST", "path": "/x"}, receive, send))
+    assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
+    assert calls == [1]  # not run again: another attempt would wait as long for a connection
+
+
 def test_other_errors_are_not_retried():
     from cityops.uow import RetryBusy
 
