@@ -135,11 +135,17 @@ def _category_ids(session: Session, codes: list[str]) -> list[int]:
     return sorted(ids)
 
 
+def full_case_no(text: str | None) -> int | None:
+    """The case id when ``text`` is a whole case number (which finds the case whatever the other
+    filters say), else None."""
+    t = (text or "").strip()
+    return parse_case_no(t) if t.isdigit() and len(t) >= 15 else None
+
+
 def apply_filters(session: Session, stmt: Any, f: CaseFilter, at: dt.datetime) -> Any:
-    t0 = (f.text or "").strip()
-    if t0.isdigit() and len(t0) >= 15 and parse_case_no(t0) is not None:
+    if full_case_no(f.text) is not None:
         # a full case number finds the case whatever the other filters say (a closed case too)
-        return stmt.where(Case.id == parse_case_no(t0))
+        return stmt.where(Case.id == full_case_no(f.text))
     if f.area:
         stmt = stmt.where(area_filter(f.area))
     if f.state:
@@ -286,8 +292,7 @@ def _driving_department(principal: Principal, f: CaseFilter, sort: str) -> str |
     own. None: the list walks ``case_file`` (area scopes, other sorts, a full case number)."""
     if sort not in ("-reported_at", "reported_at"):
         return None
-    t = (f.text or "").strip()
-    if t.isdigit() and len(t) >= 15 and parse_case_no(t) is not None:
+    if full_case_no(f.text) is not None:
         return None
     return f.department or scope.rule(principal, CASE_SCOPE).department
 
